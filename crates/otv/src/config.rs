@@ -1,0 +1,286 @@
+//! Typed, layered configuration: defaults, then a TOML file, then the environment.
+//!
+//! Every setting has an environment variable `OTV_<NAME>` (e.g. `OTV_LISTEN`), and
+//! `DATABASE_URL` is read as well as `OTV_DATABASE_URL`. [`Config::validate`] turns the raw
+//! settings into [`Settings`] or explains, per setting, what is wrong.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use otv_core::{Catalogue, DefaultPolicy};
+use otv_store::Keys;
+use serde::{Deserialize, Serialize};
+
+/// The settings as read, before validation. Field names are the file keys; the environment
+/// variable is `OTV_` plus the name in capitals.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Database: `sqlite://FILE`, `sqlite::memory:` or `postgres://…`.
+    pub database_url: String,
+    /// Address of the HTTP listener.
+    pub listen: String,
+    /// `opt-in` (no answer is no) or `opt-out` (no answer is yes).
+    pub default_policy: DefaultPolicy,
+    /// A replacement consent catalogue file; the shipped one when absent.
+    pub catalogue: Option<PathBuf>,
+    /// How long audit records are kept, in days (NEN 7513: 5 years by default).
+    pub audit_retention_days: u32,
+    /// `json` (structured, the default) or `text`.
+    pub log_format: String,
+    /// Log filter, e.g. `info` or `otv=debug,info`; `RUST_LOG` overrides.
+    pub log_level: String,
+    /// HMAC key for BSN pseudonyms, 64 hex characters.
+    pub pseudonym_key: Option<String>,
+    /// AES-256-GCM key for stored BSNs, 64 hex characters.
+    pub encryption_key: Option<String>,
+    /// Ed25519 seed for audit checkpoints, 64 hex characters.
+    pub audit_signing_key: Option<String>,
+    /// Demo mode: development keys when none are set (SQLite only).
+    pub demo: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "sqlite://otv.sqlite".into(),
+            listen: "127.0.0.1:8080".into(),
+            default_policy: DefaultPolicy::OptIn,
+            catalogue: None,
+            audit_retention_days: 5 * 365 + 1,
+            log_format: "json".into(),
+            log_level: "info".into(),
+            pseudonym_key: None,
+            encryption_key: None,
+            audit_signing_key: None,
+            demo: false,
+        }
+    }
+}
+
+/// The names of the settings, which are also the environment variables after `OTV_`. Other
+/// `OTV_` variables (test and benchmark switches) are not settings.
+const SETTINGS: &[&str] = &[
+    "database_url",
+    "listen",
+    "default_policy",
+    "catalogue",
+    "audit_retention_days",
+    "log_format",
+    "log_level",
+    "pseudonym_key",
+    "encryption_key",
+    "audit_signing_key",
+    "demo",
+];
+
+/// Validated settings, ready to use.
+pub struct Settings {
+    /// Database URL.
+    pub database_url: String,
+    /// Listener address.
+    pub listen: SocketAddr,
+    /// Default policy.
+    pub default_policy: DefaultPolicy,
+    /// The catalogue in force.
+    pub catalogue: Catalogue,
+    /// Audit retention in days.
+    pub audit_retention_days: u32,
+    /// Keys for pseudonyms, encryption and audit signatures.
+    pub keys: Keys,
+    /// Demo mode.
+    pub demo: bool,
+}
+
+impl Config {
+    /// Reads defaults, then `file` (if given), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                bail!("configuration file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let figment = figment
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database_url".into()),
+            )
+            .merge(Env::prefixed("OTV_").only(SETTINGS));
+        figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))
+    }
+
+    /// Checks every setting and builds [`Settings`]. Errors name the setting.
+    pub fn validate(self) -> anyhow::Result<Settings> {
+        let backend = if self.database_url.starts_with("sqlite:") {
+            "sqlite"
+        } else if self.database_url.starts_with("postgres:")
+            || self.database_url.starts_with("postgresql:")
+        {
+            "postgres"
+        } else {
+            bail!("setting `database_url`: must start with sqlite: or postgres:");
+        };
+        let listen: SocketAddr = self.listen.parse().with_context(|| {
+            format!(
+                "setting `listen`: `{}` is not an address like 127.0.0.1:8080",
+                self.listen
+            )
+        })?;
+        let catalogue = match &self.catalogue {
+            None => Catalogue::default_catalogue(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("setting `catalogue`: cannot read {}", path.display())
+                })?;
+                Catalogue::from_toml(&text)
+                    .with_context(|| format!("setting `catalogue`: {}", path.display()))?
+            }
+        };
+        if self.audit_retention_days == 0 {
+            bail!("setting `audit_retention_days`: must be at least 1");
+        }
+        if !matches!(self.log_format.as_str(), "json" | "text") {
+            bail!("setting `log_format`: must be json or text");
+        }
+        let keys = match (
+            &self.pseudonym_key,
+            &self.encryption_key,
+            &self.audit_signing_key,
+        ) {
+            (Some(p), Some(e), Some(s)) => Keys::from_hex(p, e, s).context("keys")?,
+            (None, None, None) if self.demo && backend == "sqlite" => Keys::development(),
+            (None, None, None) if backend == "postgres" => bail!(
+                "otv does not start on PostgreSQL without real keys: set pseudonym_key, encryption_key and \
+                 audit_signing_key (OTV_PSEUDONYM_KEY, OTV_ENCRYPTION_KEY, OTV_AUDIT_SIGNING_KEY); \
+                 `otv keys generate` makes a set"
+            ),
+            (None, None, None) => bail!(
+                "no keys configured: set pseudonym_key, encryption_key and audit_signing_key \
+                 (`otv keys generate` makes a set), or run with --demo for development keys on SQLite"
+            ),
+            _ => bail!(
+                "keys: set all three of pseudonym_key, encryption_key and audit_signing_key, or none in demo mode"
+            ),
+        };
+        if backend == "postgres" && keys.is_development() {
+            bail!(
+                "otv does not start on PostgreSQL with the development keys; generate real ones with `otv keys generate`"
+            );
+        }
+        Ok(Settings {
+            database_url: self.database_url,
+            listen,
+            default_policy: self.default_policy,
+            catalogue,
+            audit_retention_days: self.audit_retention_days,
+            keys,
+            demo: self.demo,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo() -> Config {
+        Config {
+            demo: true,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn defaults_run_on_sqlite_in_demo_mode() {
+        let s = demo().validate().unwrap();
+        assert!(s.keys.is_development());
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.audit_retention_days, 1826);
+    }
+
+    #[test]
+    fn without_keys_otv_refuses_outside_demo_mode() {
+        let err = Config::default().validate().err().unwrap().to_string();
+        assert!(err.contains("no keys configured"), "{err}");
+    }
+
+    #[test]
+    fn postgres_refuses_development_and_missing_keys() {
+        let pg = Config {
+            database_url: "postgres://localhost/otv".into(),
+            ..demo()
+        };
+        let err = pg.validate().err().unwrap().to_string();
+        assert!(err.contains("without real keys"), "{err}");
+        let (p, e, s) = Keys::development().to_hex();
+        let pg = Config {
+            database_url: "postgres://localhost/otv".into(),
+            pseudonym_key: Some(p),
+            encryption_key: Some(e),
+            audit_signing_key: Some(s),
+            ..Config::default()
+        };
+        let err = pg.validate().err().unwrap().to_string();
+        assert!(err.contains("development keys"), "{err}");
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let cases = [
+            (
+                Config {
+                    database_url: "mysql://x".into(),
+                    ..demo()
+                },
+                "database_url",
+            ),
+            (
+                Config {
+                    listen: "nowhere".into(),
+                    ..demo()
+                },
+                "listen",
+            ),
+            (
+                Config {
+                    audit_retention_days: 0,
+                    ..demo()
+                },
+                "audit_retention_days",
+            ),
+            (
+                Config {
+                    log_format: "xml".into(),
+                    ..demo()
+                },
+                "log_format",
+            ),
+            (
+                Config {
+                    catalogue: Some("/does/not/exist.toml".into()),
+                    ..demo()
+                },
+                "catalogue",
+            ),
+            (
+                Config {
+                    pseudonym_key: Some("00".into()),
+                    ..demo()
+                },
+                "keys",
+            ),
+        ];
+        for (config, setting) in cases {
+            let err = format!("{:#}", config.validate().err().unwrap());
+            assert!(err.contains(setting), "{setting}: {err}");
+        }
+    }
+}

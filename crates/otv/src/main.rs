@@ -1,0 +1,321 @@
+//! The `otv` binary: parses the command line, loads the configuration and wires the crates
+//! together. No business rules live here.
+
+mod config;
+mod demo;
+mod generate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use chrono::{Duration, Utc};
+use clap::{Parser, Subcommand};
+use otv_core::Catalogue;
+use otv_store::{AuditEvent, Keys, Store};
+
+use crate::config::{Config, Settings};
+
+/// otv: online consent service for Dutch healthcare, wire-compatible with Mitz.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML). Environment variables `OTV_*` override it.
+    #[arg(long, global = true, env = "OTV_CONFIG")]
+    config: Option<PathBuf>,
+    /// Demo mode: development keys on SQLite when none are configured.
+    #[arg(long, global = true)]
+    demo: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the HTTP server (applies migrations first; with --demo also loads the demo data).
+    Serve,
+    /// Applies database migrations and exits.
+    Migrate,
+    /// Loads the demo providers, connectors and test citizens, and exits.
+    Demo,
+    /// Audit log operations.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Consent catalogue operations.
+    #[command(subcommand)]
+    Catalogue(CatalogueCommand),
+    /// Key operations.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Fills the database with generated citizens at national proportions (benchmark data).
+    Generate {
+        /// Number of citizens.
+        #[arg(long)]
+        citizens: u64,
+        /// Citizens per database transaction.
+        #[arg(long, default_value_t = 5_000)]
+        batch: u64,
+        /// Seed: the same seed gives the same population.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walks the chain and its signed checkpoints; names the first broken record.
+    Verify,
+    /// Removes records past the retention period; the rest still verifies.
+    Purge {
+        /// Age, e.g. `5y`, `1826d`, `12h`; the configured retention when absent.
+        #[arg(long)]
+        older_than: Option<String>,
+    },
+    /// Writes a signed checkpoint at the head of the chain.
+    Checkpoint,
+}
+
+#[derive(Subcommand)]
+enum CatalogueCommand {
+    /// Validates a replacement catalogue file.
+    Check {
+        /// The catalogue file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Prints a fresh set of keys as environment variables.
+    Generate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("otv: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Commands that need neither configuration nor database.
+    match &cli.command {
+        Command::Catalogue(CatalogueCommand::Check { file }) => return catalogue_check(file),
+        Command::Keys(KeysCommand::Generate) => {
+            let (p, e, s) = Keys::generate().to_hex();
+            println!("OTV_PSEUDONYM_KEY={p}\nOTV_ENCRYPTION_KEY={e}\nOTV_AUDIT_SIGNING_KEY={s}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+
+    let mut config = Config::load(cli.config.as_deref())?;
+    config.demo |= cli.demo || matches!(cli.command, Command::Demo);
+    let log_format = config.log_format.clone();
+    let log_level = config.log_level.clone();
+    let settings = config.validate()?;
+    init_logging(
+        &log_format,
+        &log_level,
+        matches!(cli.command, Command::Serve),
+    );
+    if settings.keys.is_development() {
+        tracing::warn!(
+            "demo mode: development keys in use; never use this database for real patients"
+        );
+    }
+
+    let store = otv_store::connect(&settings.database_url, settings.keys.clone())
+        .await
+        .context("opening the database")?;
+    store.migrate().await.context("applying migrations")?;
+
+    match cli.command {
+        Command::Serve => serve(settings, store).await,
+        Command::Migrate => {
+            println!("migrations applied ({})", store.kind());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo => {
+            demo::load(&store, &settings.catalogue).await?;
+            println!(
+                "demo data loaded: {} providers, test citizens {} (yes to all) and {} (no to all)",
+                demo::PROVIDERS.len(),
+                demo::BSN_PERMIT_ALL,
+                demo::BSN_DENY_ALL
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(cmd) => audit(cmd, &settings, &store).await,
+        Command::Generate {
+            citizens,
+            batch,
+            seed,
+        } => {
+            generate::run(&store, &settings.catalogue, citizens, batch, seed).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Catalogue(_) | Command::Keys(_) => unreachable!("handled above"),
+    }
+}
+
+async fn serve(settings: Settings, store: Store) -> anyhow::Result<ExitCode> {
+    if settings.demo {
+        demo::load(&store, &settings.catalogue)
+            .await
+            .context("loading demo data")?;
+    }
+    let state = otv_server::AppState {
+        store: store.clone(),
+        catalogue: Arc::new(settings.catalogue),
+        policy: settings.default_policy,
+        metrics: otv_server::install_metrics()?,
+    };
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, backend = store.kind(), catalogue = state.catalogue.version(), demo = settings.demo, "listening");
+    otv_server::serve(
+        listener,
+        otv_server::router(state),
+        otv_server::shutdown_signal(),
+    )
+    .await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit(cmd: AuditCommand, settings: &Settings, store: &Store) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AuditCommand::Verify => {
+            let report = store.audit_verify().await?;
+            match report.first_broken {
+                None => {
+                    println!(
+                        "audit chain intact: {} records, {} signed checkpoints",
+                        report.records, report.checkpoints
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some((seq, problem)) => {
+                    println!(
+                        "audit chain BROKEN at record {seq}: {problem} ({} records checked before it)",
+                        report.records
+                    );
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        AuditCommand::Purge { older_than } => {
+            let age = match older_than {
+                Some(text) => parse_age(&text)?,
+                None => Duration::days(i64::from(settings.audit_retention_days)),
+            };
+            let before = Utc::now() - age;
+            let purged = store.audit_purge(before).await?;
+            store
+                .audit(&AuditEvent {
+                    at: Utc::now(),
+                    event: "audit-purge".into(),
+                    actor: "operator".into(),
+                    details: serde_json::json!({ "before": before, "purged": purged }),
+                    ..AuditEvent::default()
+                })
+                .await?;
+            println!("purged {purged} audit records older than {before}");
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Checkpoint => {
+            match store.audit_checkpoint().await? {
+                Some(seq) => println!("signed checkpoint at record {seq}"),
+                None => println!("the audit log is empty; no checkpoint written"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn catalogue_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    match Catalogue::from_toml(&text) {
+        Ok(c) => {
+            println!(
+                "catalogue {} is valid: version {}, {} holder categories, {} consulting categories, {} data categories, {} options",
+                file.display(),
+                c.version(),
+                c.holder_categories().len(),
+                c.consulting_categories().len(),
+                c.data_categories().len(),
+                c.options().len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("catalogue {} is NOT valid: {e}", file.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Reads an age such as `5y`, `1826d`, `12h`, `30m`.
+fn parse_age(text: &str) -> anyhow::Result<Duration> {
+    let (num, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = num.parse().with_context(|| {
+        format!("--older-than `{text}`: expected a number and a unit (y, d, h, m)")
+    })?;
+    Ok(match unit {
+        "y" => Duration::days(n * 365),
+        "d" => Duration::days(n),
+        "h" => Duration::hours(n),
+        "m" => Duration::minutes(n),
+        _ => bail!("--older-than `{text}`: the unit is y, d, h or m"),
+    })
+}
+
+fn init_logging(format: &str, level: &str, serving: bool) {
+    use tracing_subscriber::EnvFilter;
+    // Commands other than serve print their result on stdout; their logs go to stderr, quietly.
+    let default = if serving { level } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let writer = if serving {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
+    } else {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr)
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    if format == "json" && serving {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_as_durations() {
+        assert_eq!(parse_age("5y").unwrap(), Duration::days(1825));
+        assert_eq!(parse_age("12h").unwrap(), Duration::hours(12));
+        assert!(parse_age("5").is_err());
+        assert!(parse_age("5w").is_err());
+    }
+}

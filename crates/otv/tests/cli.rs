@@ -1,0 +1,381 @@
+//! End-to-end tests of the real `otv` binary: start-up, configuration, the operational
+//! endpoints, graceful shutdown, demo data, and the audit commands. Each runs on SQLite and, when
+//! `OTV_TEST_DATABASE_URL` is set, on a fresh PostgreSQL database too.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const OTV: &str = env!("CARGO_BIN_EXE_otv");
+
+/// A database for one test: a SQLite file in a temp dir, or a fresh PostgreSQL database.
+struct Db {
+    url: String,
+    /// Keys as environment variables (real keys; PostgreSQL refuses development keys).
+    keys: Vec<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Db {
+    /// Drops a PostgreSQL test database (SQLite files go with the temp dir).
+    async fn cleanup(self) {
+        use sqlx::Connection;
+        let Ok(admin) = std::env::var("OTV_TEST_DATABASE_URL") else {
+            return;
+        };
+        if !self.url.starts_with("postgres") {
+            return;
+        }
+        let name = self.url.rsplit('/').next().unwrap();
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+fn keys() -> Vec<(String, String)> {
+    let out = Command::new(OTV)
+        .args(["keys", "generate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+async fn databases() -> Vec<Db> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dbs = vec![Db {
+        url: format!("sqlite://{}", dir.path().join("otv.sqlite").display()),
+        keys: keys(),
+        _dir: dir,
+    }];
+    if let Ok(admin) = std::env::var("OTV_TEST_DATABASE_URL") {
+        use sqlx::Connection;
+        let name = format!("otv_cli_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').unwrap().0;
+        dbs.push(Db {
+            url: format!("{base}/{name}"),
+            keys: keys(),
+            _dir: tempfile::tempdir().unwrap(),
+        });
+    }
+    dbs
+}
+
+fn otv(db: &Db, args: &[&str]) -> Output {
+    Command::new(OTV)
+        .args(args)
+        .env("OTV_DATABASE_URL", &db.url)
+        .envs(db.keys.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A running `otv serve`, with its address and everything it logged.
+struct Server {
+    child: Child,
+    addr: String,
+    logs: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(db: &Db, extra_args: &[&str]) -> Server {
+        let mut child = Command::new(OTV)
+            .arg("serve")
+            .args(extra_args)
+            .env("OTV_DATABASE_URL", &db.url)
+            .env("OTV_LISTEN", "127.0.0.1:0")
+            .envs(db.keys.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, logs) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            let Ok(line) = logs.recv_timeout(Duration::from_millis(200)) else {
+                continue;
+            };
+            seen.push(line.clone());
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == "listening"
+            {
+                let addr = v["addr"].as_str().unwrap().to_owned();
+                return Server { child, addr, logs };
+            }
+        }
+        let _ = child.kill();
+        panic!("otv serve did not start; it said:\n{}", seen.join("\n"));
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns everything logged.
+    fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "otv did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "otv exited with {status} after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+        self.logs.try_iter().collect::<Vec<_>>().join("\n")
+    }
+}
+
+#[tokio::test]
+async fn serve_answers_health_readiness_and_metrics_and_stops_on_sigterm() {
+    for db in databases().await {
+        let server = Server::start(&db, &["--demo"]);
+        let http = reqwest::Client::new();
+
+        let health = http
+            .get(server.url("/healthz"))
+            .header("x-request-id", "test-req-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        assert_eq!(
+            health.headers()["x-request-id"],
+            "test-req-1",
+            "the request id is echoed"
+        );
+        assert_eq!(
+            health.json::<serde_json::Value>().await.unwrap()["status"],
+            "ok"
+        );
+
+        let ready = http.get(server.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200);
+        assert!(
+            ready.headers().contains_key("x-request-id"),
+            "a request id is made when none is sent"
+        );
+
+        let metrics = http
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(metrics.contains("otv_http_requests_total"), "{metrics}");
+        assert!(metrics.contains(r#"route="/healthz""#), "{metrics}");
+
+        let logs = server.stop();
+        assert!(
+            logs.contains("test-req-1"),
+            "the request id is logged:\n{logs}"
+        );
+        for line in logs.lines() {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(line).is_ok(),
+                "not a JSON log line: {line}"
+            );
+        }
+        assert!(
+            !logs.contains("900203638") && !logs.contains("900203651"),
+            "a BSN reached the logs:\n{logs}"
+        );
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn demo_data_audit_verify_and_purge() {
+    for db in databases().await {
+        let out = otv(&db, &["demo"]);
+        assert!(out.status.success(), "{}", text(&out));
+        // Loading twice changes nothing and stays valid.
+        let out = otv(&db, &["demo"]);
+        assert!(out.status.success(), "{}", text(&out));
+
+        let out = otv(&db, &["audit", "checkpoint"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let out = otv(&db, &["audit", "verify"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains("audit chain intact"), "{}", text(&out));
+
+        // Nothing is older than a year: nothing goes, and the chain still verifies.
+        let out = otv(&db, &["audit", "purge", "--older-than", "1y"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains("purged 0 audit records"),
+            "{}",
+            text(&out)
+        );
+        assert!(otv(&db, &["audit", "verify"]).status.success());
+
+        // Tamper with a record directly in the database: verify names it and fails.
+        tamper(&db.url, 1).await;
+        let out = otv(&db, &["audit", "verify"]);
+        assert!(
+            !out.status.success(),
+            "verify must fail after tampering: {}",
+            text(&out)
+        );
+        assert!(text(&out).contains("BROKEN at record 1"), "{}", text(&out));
+        db.cleanup().await;
+    }
+}
+
+async fn tamper(url: &str, seq: i64) {
+    use sqlx::Connection;
+    let sql = "UPDATE audit_log SET decision = 'permit' WHERE seq = $1";
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(sql).bind(seq).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(sql).bind(seq).execute(&mut c).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn start_up_refuses_bad_configuration_with_the_setting_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("x.sqlite").display());
+    let run = |envs: &[(&str, &str)], args: &[&str]| {
+        let out = Command::new(OTV)
+            .args(args)
+            .env_clear()
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap();
+        (out.status.success(), text(&out))
+    };
+    let (ok, msg) = run(&[("OTV_DATABASE_URL", &sqlite)], &["migrate"]);
+    assert!(!ok && msg.contains("no keys configured"), "{msg}");
+    let (ok, msg) = run(
+        &[("DATABASE_URL", "postgres://127.0.0.1/none")],
+        &["--demo", "serve"],
+    );
+    assert!(!ok && msg.contains("without real keys"), "{msg}");
+    let (ok, msg) = run(
+        &[
+            ("OTV_DATABASE_URL", &sqlite),
+            ("OTV_LISTEN", "not-an-address"),
+        ],
+        &["--demo", "serve"],
+    );
+    assert!(!ok && msg.contains("`listen`"), "{msg}");
+    let (ok, msg) = run(
+        &[
+            ("OTV_DATABASE_URL", &sqlite),
+            ("OTV_DEFAULT_POLICY", "maybe"),
+        ],
+        &["--demo", "migrate"],
+    );
+    assert!(
+        !ok && msg.to_lowercase().contains("default_policy"),
+        "{msg}"
+    );
+
+    // A file sets a value, the environment overrides it.
+    let file = dir.path().join("otv.toml");
+    std::fs::write(&file, "listen = \"nowhere-from-file\"\n").unwrap();
+    let (ok, msg) = run(
+        &[("OTV_DATABASE_URL", &sqlite)],
+        &["--demo", "--config", file.to_str().unwrap(), "serve"],
+    );
+    assert!(!ok && msg.contains("nowhere-from-file"), "{msg}");
+    let (ok, msg) = run(
+        &[
+            ("OTV_DATABASE_URL", &sqlite),
+            ("OTV_LISTEN", "127.0.0.1:0"),
+            ("OTV_AUDIT_RETENTION_DAYS", "0"),
+        ],
+        &["--demo", "--config", file.to_str().unwrap(), "migrate"],
+    );
+    assert!(
+        !ok && msg.contains("audit_retention_days") && !msg.contains("nowhere-from-file"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn catalogue_check_accepts_the_shipped_file_and_names_a_broken_entry() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../otv-core/catalogue/default.toml");
+    let out = Command::new(OTV)
+        .args(["catalogue", "check"])
+        .arg(&shipped)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("49 options"), "{}", text(&out));
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken: PathBuf = dir.path().join("broken.toml");
+    let original = std::fs::read_to_string(&shipped).unwrap();
+    std::fs::write(
+        &broken,
+        original.replacen("consulter = \"RPZAC001\"", "consulter = \"RPZAC999\"", 1),
+    )
+    .unwrap();
+    let out = Command::new(OTV)
+        .args(["catalogue", "check"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(
+            "option[0] (DH-HA GGC002 RPZAC999): consulting category `RPZAC999` is not defined"
+        ),
+        "{}",
+        text(&out)
+    );
+}
