@@ -324,6 +324,13 @@ async fn start_up_refuses_bad_configuration_with_the_setting_named() {
         "{msg}"
     );
 
+    // A broken replacement catalogue stops start-up, naming the entry.
+    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../otv-core/catalogue/default.toml")).unwrap();
+    let broken = dir.path().join("catalogue.toml");
+    std::fs::write(&broken, shipped.replacen("data_category = \"GGC013\"", "data_category = \"GGC014\"", 1)).unwrap();
+    let (ok, msg) = run(&[("OTV_DATABASE_URL", &sqlite), ("OTV_CATALOGUE", broken.to_str().unwrap())], &["--demo", "serve"]);
+    assert!(!ok && msg.contains("holder_category[1] (DH-APO): data category `GGC014` is not listed"), "{msg}");
+
     // A file sets a value, the environment overrides it.
     let file = dir.path().join("otv.toml");
     std::fs::write(&file, "listen = \"nowhere-from-file\"\n").unwrap();

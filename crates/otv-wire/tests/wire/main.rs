@@ -1,0 +1,13 @@
+//! otv-wire's integration tests, compiled into one binary.
+//!
+//! - `closed_question`: the Mitz fixture and variants of it built by text substitution.
+//! - `hardening`: hostile documents (DTDs, entities, depth, size, not XML) and BSN secrecy.
+//! - `response`: the response and fault writers against golden files, and read back.
+//!
+//! Golden files live in `tests/golden/`. After an intended change to a writer, regenerate them
+//! with `UPDATE_GOLDEN=1 cargo test -p otv-wire` and review the diff before committing.
+
+mod closed_question;
+mod hardening;
+mod response;
+mod support;
