@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use otv_core::IdError;
 
 /// What is wrong with a message. The `Display` text is the fault reason sent back.
@@ -102,6 +103,252 @@ pub enum WireError {
     /// (PRODUCT.md §5 step 1), reported apart so the sender sees it is the purpose, not the shape.
     #[error("purpose of use `{0}` is not TREAT or COC")]
     UnsupportedPurpose(Excerpt),
+    /// An HL7 value carried as an element rather than an attribute (the open question's
+    /// `RequestedPatientId`) is wrong. The value itself is never shown: it may be a BSN.
+    #[error("{element}: {problem}")]
+    Value {
+        /// The element's local name.
+        element: &'static str,
+        /// What is wrong with it.
+        problem: AttributeProblem,
+    },
+    /// The SAML assertion that carries the consulter's attributes is missing, malformed, not
+    /// valid at this moment or not meant for this service.
+    #[error("{0}")]
+    Assertion(AssertionProblem),
+    /// The XML Signature on the SAML assertion is not one otv accepts, or does not verify.
+    #[error("{0}")]
+    Signature(SignatureProblem),
+}
+
+/// What is wrong with the SAML 2.0 assertion of an open question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssertionProblem {
+    /// The SOAP header has no WS-Security header.
+    NoSecurityHeader,
+    /// The SOAP header has more than one WS-Security header.
+    SeveralSecurityHeaders,
+    /// The WS-Security header holds no SAML 2.0 assertion.
+    NoAssertion,
+    /// The WS-Security header holds more than one SAML 2.0 assertion.
+    SeveralAssertions,
+    /// The assertion has no `ID`.
+    NoId,
+    /// The assertion has no `Conditions` (otv needs its time window and audience).
+    NoConditions,
+    /// The assertion has more than one `Conditions`.
+    SeveralConditions,
+    /// The `Conditions` have no `NotOnOrAfter`: an assertion must expire.
+    NoExpiry,
+    /// A time in the `Conditions` is not an `xs:dateTime`.
+    BadTime {
+        /// `NotBefore` or `NotOnOrAfter`.
+        attribute: &'static str,
+        /// The value sent.
+        found: Excerpt,
+    },
+    /// The assertion is not valid yet, even allowing for the clock skew.
+    NotYetValid {
+        /// Its `NotBefore`.
+        not_before: DateTime<Utc>,
+        /// The clock skew allowed, in seconds.
+        skew_seconds: i64,
+    },
+    /// The assertion has expired, even allowing for the clock skew.
+    Expired {
+        /// Its `NotOnOrAfter`.
+        not_on_or_after: DateTime<Utc>,
+        /// The clock skew allowed, in seconds.
+        skew_seconds: i64,
+    },
+    /// The `Conditions` have no `AudienceRestriction`.
+    NoAudienceRestriction,
+    /// An `AudienceRestriction` does not name this service.
+    WrongAudience {
+        /// The audiences of the restriction, as sent.
+        found: Excerpt,
+        /// This service's audience.
+        expected: Excerpt,
+    },
+}
+
+impl fmt::Display for AssertionProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let time = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        match self {
+            AssertionProblem::NoSecurityHeader => f.write_str(
+                "the SOAP Header has no wsse:Security (namespace \
+                 http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd) \
+                 holding the SAML assertion",
+            ),
+            AssertionProblem::SeveralSecurityHeaders => {
+                f.write_str("the SOAP Header has more than one wsse:Security")
+            }
+            AssertionProblem::NoAssertion => f.write_str(
+                "wsse:Security holds no SAML 2.0 Assertion (namespace \
+                 urn:oasis:names:tc:SAML:2.0:assertion)",
+            ),
+            AssertionProblem::SeveralAssertions => {
+                f.write_str("wsse:Security holds more than one SAML Assertion")
+            }
+            AssertionProblem::NoId => f.write_str("the SAML assertion has no ID"),
+            AssertionProblem::NoConditions => f.write_str(
+                "the SAML assertion has no Conditions; otv needs NotOnOrAfter and an \
+                 AudienceRestriction",
+            ),
+            AssertionProblem::SeveralConditions => {
+                f.write_str("the SAML assertion has more than one Conditions")
+            }
+            AssertionProblem::NoExpiry => {
+                f.write_str("the SAML assertion's Conditions have no NotOnOrAfter")
+            }
+            AssertionProblem::BadTime { attribute, found } => write!(
+                f,
+                "SAML Conditions {attribute} `{found}` is not an xs:dateTime"
+            ),
+            AssertionProblem::NotYetValid {
+                not_before,
+                skew_seconds,
+            } => write!(
+                f,
+                "SAML assertion not valid before {} (NotBefore; {skew_seconds} s clock skew \
+                 allowed)",
+                time(not_before)
+            ),
+            AssertionProblem::Expired {
+                not_on_or_after,
+                skew_seconds,
+            } => write!(
+                f,
+                "SAML assertion expired at {} (NotOnOrAfter; {skew_seconds} s clock skew \
+                 allowed)",
+                time(not_on_or_after)
+            ),
+            AssertionProblem::NoAudienceRestriction => {
+                f.write_str("the SAML assertion has no AudienceRestriction")
+            }
+            AssertionProblem::WrongAudience { found, expected } => write!(
+                f,
+                "SAML Audience `{found}` is not this service (`{expected}`)"
+            ),
+        }
+    }
+}
+
+/// Why the XML Signature on a SAML assertion is refused. otv accepts one profile only: an
+/// enveloped signature with exactly one Reference to the assertion, exclusive C14N,
+/// RSA with SHA-256, a SHA-256 digest and the signer's certificate in `KeyInfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureProblem {
+    /// The assertion holds more than one `ds:Signature`.
+    SeveralSignatures,
+    /// A required part of the signature is missing.
+    Missing(&'static str),
+    /// A part of the signature that must appear once appears more than once.
+    Repeated(&'static str),
+    /// An algorithm other than the one otv accepts.
+    UnsupportedAlgorithm {
+        /// The element naming the algorithm.
+        element: &'static str,
+        /// The `Algorithm` sent.
+        found: Excerpt,
+        /// The one algorithm accepted.
+        expected: &'static str,
+    },
+    /// The Reference's transforms are not enveloped-signature followed by exclusive C14N.
+    UnsupportedTransforms(Excerpt),
+    /// `SignedInfo` holds other than one `Reference`.
+    ReferenceCount(usize),
+    /// The Reference does not point at the assertion.
+    WrongReference {
+        /// The `URI` sent.
+        found: Excerpt,
+        /// `#` and the assertion's ID.
+        expected: Excerpt,
+    },
+    /// A base64 value cannot be decoded.
+    NotBase64(&'static str),
+    /// `KeyInfo` carries no X.509 certificate.
+    NoCertificate,
+    /// `KeyInfo` carries more than one X.509 certificate.
+    SeveralCertificates,
+    /// The certificate is not a DER X.509 certificate.
+    BadCertificate(Excerpt),
+    /// The certificate's key is not an RSA key.
+    NotRsa,
+    /// The certificate's RSA key is shorter than 2048 bits.
+    WeakKey(usize),
+    /// The digest of the canonical assertion differs from the `DigestValue`.
+    DigestMismatch,
+    /// The `SignatureValue` does not verify over the canonical `SignedInfo`.
+    BadSignature,
+}
+
+impl fmt::Display for SignatureProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignatureProblem::SeveralSignatures => {
+                f.write_str("the SAML assertion holds more than one ds:Signature")
+            }
+            SignatureProblem::Missing(part) => {
+                write!(f, "the signature of the SAML assertion has no {part}")
+            }
+            SignatureProblem::Repeated(part) => write!(
+                f,
+                "the signature of the SAML assertion has more than one {part}"
+            ),
+            SignatureProblem::UnsupportedAlgorithm {
+                element,
+                found,
+                expected,
+            } => write!(
+                f,
+                "signature {element} Algorithm `{found}` is not supported; otv accepts only \
+                 {expected}"
+            ),
+            SignatureProblem::UnsupportedTransforms(found) => write!(
+                f,
+                "signature Reference Transforms `{found}` are not supported; otv accepts only \
+                 http://www.w3.org/2000/09/xmldsig#enveloped-signature followed by \
+                 http://www.w3.org/2001/10/xml-exc-c14n#"
+            ),
+            SignatureProblem::ReferenceCount(n) => write!(
+                f,
+                "signature SignedInfo holds {n} References; otv accepts exactly one, to the \
+                 assertion"
+            ),
+            SignatureProblem::WrongReference { found, expected } => write!(
+                f,
+                "signature Reference URI `{found}` does not point at the assertion \
+                 (`{expected}`)"
+            ),
+            SignatureProblem::NotBase64(part) => write!(f, "signature {part} is not base64"),
+            SignatureProblem::NoCertificate => f.write_str(
+                "signature KeyInfo holds no X509Data/X509Certificate; otv needs the signer's \
+                 certificate",
+            ),
+            SignatureProblem::SeveralCertificates => f.write_str(
+                "signature KeyInfo holds more than one X509Certificate; send only the signer's",
+            ),
+            SignatureProblem::BadCertificate(detail) => write!(
+                f,
+                "signature X509Certificate is not a DER X.509 certificate: {detail}"
+            ),
+            SignatureProblem::NotRsa => {
+                f.write_str("the signing certificate's key is not an RSA key (rsa-sha256)")
+            }
+            SignatureProblem::WeakKey(bits) => write!(
+                f,
+                "the signing certificate's RSA key has {bits} bits; at least 2048 are required"
+            ),
+            SignatureProblem::DigestMismatch => {
+                f.write_str("signature digest does not match the assertion")
+            }
+            SignatureProblem::BadSignature => f.write_str(
+                "signature value does not verify with the key of the certificate in KeyInfo",
+            ),
+        }
+    }
 }
 
 /// What is wrong with one XACML attribute.

@@ -99,12 +99,35 @@ impl Element {
     }
 }
 
+/// Size limits of one document, for readers whose messages are larger than a SOAP call (a FHIR
+/// batch Bundle). Depth and attribute limits are the same for every document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// The largest document accepted, in bytes.
+    pub max_bytes: usize,
+    /// The most elements accepted.
+    pub max_elements: usize,
+}
+
+impl Limits {
+    /// The limits of [`parse`]: [`MAX_INPUT_BYTES`] and [`MAX_ELEMENTS`].
+    pub const DEFAULT: Limits = Limits {
+        max_bytes: MAX_INPUT_BYTES,
+        max_elements: MAX_ELEMENTS,
+    };
+}
+
 /// Reads `input` into an element tree, refusing anything outside the limits described in the
 /// module documentation.
 pub(crate) fn parse(input: &[u8]) -> Result<Element, WireError> {
-    if input.len() > MAX_INPUT_BYTES {
+    parse_with_limits(input, Limits::DEFAULT)
+}
+
+/// [`parse`] with other size limits; everything else is refused exactly as there.
+pub(crate) fn parse_with_limits(input: &[u8], limits: Limits) -> Result<Element, WireError> {
+    if input.len() > limits.max_bytes {
         return Err(WireError::TooLarge {
-            limit: MAX_INPUT_BYTES,
+            limit: limits.max_bytes,
         });
     }
     let text = std::str::from_utf8(input).map_err(|_| WireError::NotUtf8)?;
@@ -135,9 +158,9 @@ pub(crate) fn parse(input: &[u8]) -> Result<Element, WireError> {
                     return Err(WireError::TooDeep { limit: MAX_DEPTH });
                 }
                 elements += 1;
-                if elements > MAX_ELEMENTS {
+                if elements > limits.max_elements {
                     return Err(WireError::TooManyElements {
-                        limit: MAX_ELEMENTS,
+                        limit: limits.max_elements,
                     });
                 }
                 let element = element_of(&reader, start)?;
