@@ -41,6 +41,37 @@ pub struct Config {
     pub audit_signing_key: Option<String>,
     /// Demo mode: development keys when none are set (SQLite only).
     pub demo: bool,
+    /// Address of the mutual-TLS provider listener; none when absent.
+    pub provider_listen: Option<String>,
+    /// Base path of the provider interfaces, e.g. `/mitz` (Mitz's layout); the root when empty.
+    pub provider_base_path: String,
+    /// PEM file with otv's server certificate chain for the provider listener.
+    pub tls_server_cert: Option<PathBuf>,
+    /// PEM file with the private key of that certificate.
+    pub tls_server_key: Option<PathBuf>,
+    /// PEM file with the CA certificates client certificates must chain to (the trust store).
+    pub tls_client_ca: Option<PathBuf>,
+    /// Development only: the provider interfaces also on the plain-HTTP listener, with the
+    /// connector named by the `X-Otv-Dev-Connector` header instead of a client certificate.
+    pub dev_plain_provider_http: bool,
+    /// The connector allow-list.
+    pub connector: Vec<ConnectorConfig>,
+}
+
+/// One allow-listed connector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// Stable id, e.g. `lsp`.
+    pub id: String,
+    /// Human name.
+    #[serde(default)]
+    pub name: String,
+    /// SHA-256 of the client certificate (DER), hex.
+    pub certificate_sha256: Option<String>,
+    /// URAs it may act for (besides the URA in its UZI server certificate).
+    #[serde(default)]
+    pub acts_for: Vec<String>,
 }
 
 impl Default for Config {
@@ -57,6 +88,13 @@ impl Default for Config {
             encryption_key: None,
             audit_signing_key: None,
             demo: false,
+            provider_listen: None,
+            provider_base_path: String::new(),
+            tls_server_cert: None,
+            tls_server_key: None,
+            tls_client_ca: None,
+            dev_plain_provider_http: false,
+            connector: Vec::new(),
         }
     }
 }
@@ -75,6 +113,12 @@ const SETTINGS: &[&str] = &[
     "encryption_key",
     "audit_signing_key",
     "demo",
+    "provider_listen",
+    "provider_base_path",
+    "tls_server_cert",
+    "tls_server_key",
+    "tls_client_ca",
+    "dev_plain_provider_http",
 ];
 
 /// Validated settings, ready to use.
@@ -93,6 +137,26 @@ pub struct Settings {
     pub keys: Keys,
     /// Demo mode.
     pub demo: bool,
+    /// The mutual-TLS provider listener, when configured.
+    pub provider: Option<ProviderListener>,
+    /// Base path of the provider interfaces.
+    pub provider_base_path: String,
+    /// Development flag: provider interfaces on plain HTTP.
+    pub dev_plain_provider_http: bool,
+    /// The connector allow-list.
+    pub connectors: Vec<otv_store::Connector>,
+}
+
+/// The mutual-TLS provider listener's settings.
+pub struct ProviderListener {
+    /// Address.
+    pub listen: SocketAddr,
+    /// Server certificate chain (PEM).
+    pub server_cert: PathBuf,
+    /// Server key (PEM).
+    pub server_key: PathBuf,
+    /// Client CA trust store (PEM).
+    pub client_ca: PathBuf,
 }
 
 impl Config {
@@ -175,7 +239,65 @@ impl Config {
                 "otv does not start on PostgreSQL with the development keys; generate real ones with `otv keys generate`"
             );
         }
+        let provider = match (&self.provider_listen, &self.tls_server_cert, &self.tls_server_key, &self.tls_client_ca) {
+            (None, None, None, None) => None,
+            (Some(listen), Some(cert), Some(key), Some(ca)) => Some(ProviderListener {
+                listen: listen
+                    .parse()
+                    .with_context(|| format!("setting `provider_listen`: `{listen}` is not an address like 127.0.0.1:8443"))?,
+                server_cert: cert.clone(),
+                server_key: key.clone(),
+                client_ca: ca.clone(),
+            }),
+            _ => bail!(
+                "settings `provider_listen`, `tls_server_cert`, `tls_server_key` and `tls_client_ca` go together: set all four or none"
+            ),
+        };
+        if !self.provider_base_path.is_empty() && !self.provider_base_path.starts_with('/') {
+            bail!("setting `provider_base_path`: must start with / (e.g. /mitz) or be empty");
+        }
+        let mut connectors = Vec::new();
+        for (i, c) in self.connector.iter().enumerate() {
+            let entry = format!("setting `connector[{i}]` ({})", c.id);
+            if c.id.trim().is_empty() {
+                bail!("{entry}: `id` must not be empty");
+            }
+            if connectors
+                .iter()
+                .any(|k: &otv_store::Connector| k.id == c.id)
+            {
+                bail!("{entry}: duplicate id");
+            }
+            if let Some(fp) = &c.certificate_sha256
+                && (fp.len() != 64 || !fp.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                bail!("{entry}: `certificate_sha256` must be 64 hex characters");
+            }
+            let acts_for = c
+                .acts_for
+                .iter()
+                .map(|u| otv_core::Ura::parse_field(u, "acts_for"))
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| entry.clone())?;
+            connectors.push(otv_store::Connector {
+                id: c.id.clone(),
+                name: if c.name.is_empty() {
+                    c.id.clone()
+                } else {
+                    c.name.clone()
+                },
+                certificate_sha256: c
+                    .certificate_sha256
+                    .as_ref()
+                    .map(|f| f.to_ascii_lowercase()),
+                acts_for,
+            });
+        }
         Ok(Settings {
+            provider,
+            provider_base_path: self.provider_base_path,
+            dev_plain_provider_http: self.dev_plain_provider_http,
+            connectors,
             database_url: self.database_url,
             listen,
             default_policy: self.default_policy,

@@ -39,6 +39,24 @@ pub const CONNECTORS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// The demo connectors, without certificates (the sandbox adds those).
+pub fn connectors() -> anyhow::Result<Vec<Connector>> {
+    CONNECTORS
+        .iter()
+        .map(|(id, name, uras)| {
+            Ok(Connector {
+                id: (*id).into(),
+                name: (*name).into(),
+                certificate_sha256: None,
+                acts_for: uras
+                    .iter()
+                    .map(|u| Ura::parse(u))
+                    .collect::<Result<_, _>>()?,
+            })
+        })
+        .collect()
+}
+
 /// The test citizen who says yes to every option.
 pub const BSN_PERMIT_ALL: &str = "900203638";
 /// The test citizen who says no to every option.

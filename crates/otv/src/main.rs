@@ -170,27 +170,39 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn serve(settings: Settings, store: Store) -> anyhow::Result<ExitCode> {
     if settings.demo {
-        demo::load(&store, &settings.catalogue)
-            .await
-            .context("loading demo data")?;
+        demo::load(&store, &settings.catalogue).await.context("loading demo data")?;
+    }
+    let mut connectors = settings.connectors.clone();
+    if settings.demo {
+        // Demo connectors without a configured certificate stay usable on the development
+        // listener (by header), never on the mutual-TLS one.
+        for c in demo::connectors()? {
+            if !connectors.iter().any(|k| k.id == c.id) {
+                connectors.push(c);
+            }
+        }
+    }
+    for c in &settings.connectors {
+        store.upsert_connector(c).await.context("storing the connector allow-list")?;
+    }
+    if settings.dev_plain_provider_http {
+        tracing::warn!("development flag: provider interfaces on plain HTTP, connector named by header; never in production");
     }
     let state = otv_server::AppState {
         store: store.clone(),
         catalogue: Arc::new(settings.catalogue),
         policy: settings.default_policy,
         metrics: otv_server::install_metrics()?,
+        connectors: Arc::new(otv_server::provider::Connectors::new(connectors)),
+        dev_plain_provider_http: settings.dev_plain_provider_http,
+        provider_base_path: settings.provider_base_path.clone(),
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.kind(), catalogue = state.catalogue.version(), demo = settings.demo, "listening");
-    otv_server::serve(
-        listener,
-        otv_server::router(state),
-        otv_server::shutdown_signal(),
-    )
-    .await?;
+    otv_server::serve(listener, otv_server::router(state), otv_server::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,182 @@
+//! `POST geslotenautorisatievraag/xacml3`: the closed question over SOAP 1.2 / XACML 3.0
+//! (PRODUCT.md §5, §12).
+//!
+//! Order of work: check the media type and size, decode (a malformed request is a Sender fault
+//! with status 400 that names what is wrong), check that the calling connector may act for the
+//! holder (403 fault), read the patient's current answers, decide, write the audit record, and
+//! only then answer. When reading the answers or writing the audit record fails, every data
+//! category is answered `Indeterminate`: an otv error is never a Permit.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use otv_core::{Effect, Outcome, Question, decide};
+use otv_store::AuditEvent;
+use otv_wire::{ClosedQuestionRequest, Decision, FaultCode, closed_question_response, parse_closed_question, soap_fault};
+use serde_json::json;
+
+use super::{Caller, read_body};
+use crate::AppState;
+
+/// Media types a closed question may come in: SOAP 1.2's own, and `text/xml`, which some
+/// connectors send.
+fn acceptable_media_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    matches!(essence.as_str(), "application/soap+xml" | "text/xml")
+}
+
+fn fault(status: StatusCode, code: FaultCode, reason: &str) -> Response {
+    (status, [(header::CONTENT_TYPE, otv_wire::SOAP_CONTENT_TYPE)], soap_fault(code, reason)).into_response()
+}
+
+/// The handler.
+pub async fn handle(State(state): State<AppState>, caller: Caller, headers: HeaderMap, body: Body) -> Response {
+    let request_id = super::request_id(&headers);
+    let connector_id = caller.connector().map(|c| c.id.as_str());
+    let rejected = async |status, reason: String, kind: &str| {
+        audit_rejection(&state, request_id.clone(), connector_id, kind, &reason).await;
+        fault(status, FaultCode::Sender, &reason)
+    };
+
+    if !acceptable_media_type(&headers) {
+        return rejected(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/soap+xml (or text/xml)".into(),
+            "media-type",
+        )
+        .await;
+    }
+    let bytes: Bytes = match read_body(body, otv_wire::MAX_INPUT_BYTES).await {
+        Ok(b) => b,
+        Err(reason) => return rejected(StatusCode::PAYLOAD_TOO_LARGE, reason, "too-large").await,
+    };
+    let request = match parse_closed_question(&bytes) {
+        Ok(r) => r,
+        Err(e) => return rejected(StatusCode::BAD_REQUEST, e.to_string(), "malformed").await,
+    };
+    let Some(connector) = caller.connector() else {
+        return rejected(StatusCode::FORBIDDEN, "the client certificate is not an allowed connector".into(), "unknown-connector")
+            .await;
+    };
+    if !connector.acts_for.contains(&request.holder.ura) {
+        let reason = format!("connector `{}` may not act for URA {}", connector.id, request.holder.ura);
+        return rejected(StatusCode::FORBIDDEN, reason, "not-allowed-for-ura").await;
+    }
+
+    let decisions = answer(&state, &request, &connector.id, request_id).await;
+    let outcomes: Vec<_> = request.data_categories.iter().cloned().zip(decisions).collect();
+    let body = closed_question_response(&request.message_id, uuid::Uuid::now_v7(), &request.bsn, &request.holder.ura, &outcomes);
+    ([(header::CONTENT_TYPE, otv_wire::SOAP_CONTENT_TYPE)], body).into_response()
+}
+
+/// Decides and audits; on any failure, `Indeterminate` for every data category.
+async fn answer(state: &AppState, q: &ClosedQuestionRequest, connector: &str, request_id: Option<String>) -> Vec<Decision> {
+    let indeterminate = || vec![Decision::Indeterminate; q.data_categories.len()];
+    let at = Utc::now();
+    let answers = match state.store.profile(&q.bsn).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "closed question: reading the profile failed; answering Indeterminate");
+            metrics::counter!("otv_closed_question_errors_total").increment(1);
+            return indeterminate();
+        }
+    };
+    let question = Question { holder: &q.holder, consulter: &q.consulter, at };
+    let outcomes = decide(&state.catalogue, state.policy, &answers, &question, &q.data_categories);
+    let event = audit_event(state, q, connector, request_id, &outcomes);
+    if let Err(e) = state.store.audit(&event).await {
+        tracing::error!(error = %e, "closed question: the audit record could not be written; answering Indeterminate");
+        metrics::counter!("otv_closed_question_errors_total").increment(1);
+        return indeterminate();
+    }
+    for o in &outcomes {
+        metrics::counter!("otv_closed_question_decisions_total", "decision" => o.effect.as_str(), "reason" => o.reason.code())
+            .increment(1);
+    }
+    outcomes.iter().map(|o| Decision::from(o.effect)).collect()
+}
+
+/// The NEN 7513 record of one closed question: who asked (professional, role, mandated
+/// assistant, organisation), about whom (pseudonym), what was decided per data category and by
+/// which answer.
+fn audit_event(
+    state: &AppState,
+    q: &ClosedQuestionRequest,
+    connector: &str,
+    request_id: Option<String>,
+    outcomes: &[Outcome<'_>],
+) -> AuditEvent {
+    let join = |f: &dyn Fn(&Outcome<'_>) -> &'static str| outcomes.iter().map(f).collect::<Vec<_>>().join(",");
+    let results: Vec<_> = outcomes
+        .iter()
+        .map(|o| {
+            json!({
+                "data_category": o.data_category,
+                "decision": o.effect.as_str(),
+                "reason": o.reason.code(),
+                "deciding": o.deciding.map(|a| json!({
+                    "holder": a.key.holder,
+                    "data_category": a.key.data_category,
+                    "consulter": a.key.consulter,
+                    "effect": a.effect.as_str(),
+                    "channel": a.provenance.channel.as_str(),
+                    "actor": a.provenance.actor,
+                    "recorded_at": a.provenance.recorded_at,
+                    "valid_until": a.valid_until,
+                })),
+            })
+        })
+        .collect();
+    let emergency = outcomes.iter().any(|o| {
+        o.effect == Effect::Permit
+            && o.deciding.is_some_and(|a| a.provenance.channel == otv_core::Channel::Raadplegersknop)
+    });
+    AuditEvent {
+        at: Utc::now(),
+        event: "closed-question".into(),
+        patient: Some(state.store.patient_reference(&q.bsn)),
+        actor: format!("uzi:{} role:{}", q.professional, q.role),
+        organisation: Some(q.holder.ura.to_string()),
+        mandated: q.mandated.as_ref().map(ToString::to_string),
+        request_id,
+        decision: Some(join(&|o| o.effect.as_str())),
+        reason: Some(join(&|o| o.reason.code())),
+        emergency,
+        channel: Some("soap".into()),
+        details: json!({
+            "message_id": q.message_id,
+            "connector": connector,
+            "holder_type": q.holder.organisation_type,
+            "consulter": { "ura": q.consulter.ura, "organisation_type": q.consulter.organisation_type },
+            "purpose": q.purpose.as_str(),
+            "catalogue_version": state.catalogue.version(),
+            "policy": state.policy,
+            "results": results,
+        }),
+    }
+}
+
+/// Refused questions are audited too (who tried, why), without a patient: a refused request's
+/// BSN is not trusted enough to pseudonymise and is never logged.
+async fn audit_rejection(state: &AppState, request_id: Option<String>, connector: Option<&str>, kind: &str, reason: &str) {
+    metrics::counter!("otv_closed_question_rejected_total", "kind" => kind.to_owned()).increment(1);
+    let event = AuditEvent {
+        at: Utc::now(),
+        event: "closed-question-rejected".into(),
+        actor: connector.map_or_else(|| "unknown-connector".to_owned(), |c| format!("connector:{c}")),
+        request_id,
+        decision: Some("rejected".into()),
+        reason: Some(kind.into()),
+        channel: Some("soap".into()),
+        details: json!({ "problem": reason }),
+        ..AuditEvent::default()
+    };
+    if let Err(e) = state.store.audit(&event).await {
+        tracing::error!(error = %e, "the audit record of a refused closed question could not be written");
+    }
+}

@@ -1,0 +1,117 @@
+//! The provider interfaces (PRODUCT.md §12): what exchange systems and provider systems call,
+//! over mutual TLS. This module resolves the caller to an allow-listed connector; each
+//! submodule is one endpoint.
+
+pub mod closed_question;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::routing::post;
+use otv_core::Ura;
+use otv_store::Connector;
+
+use crate::identity::ClientIdentity;
+use crate::{AppState, REQUEST_ID};
+
+/// Header naming the connector on the plain-HTTP development listener, where there is no
+/// client certificate. Honoured only when the development flag is set.
+pub const DEV_CONNECTOR_HEADER: &str = "x-otv-dev-connector";
+
+/// The connector allow-list, by certificate fingerprint and by id.
+#[derive(Debug, Default)]
+pub struct Connectors {
+    by_fingerprint: HashMap<String, Arc<Connector>>,
+    by_id: HashMap<String, Arc<Connector>>,
+}
+
+impl Connectors {
+    /// Builds the allow-list.
+    pub fn new(connectors: impl IntoIterator<Item = Connector>) -> Connectors {
+        let mut list = Connectors::default();
+        for c in connectors {
+            let c = Arc::new(c);
+            if let Some(fp) = &c.certificate_sha256 {
+                list.by_fingerprint.insert(fp.to_ascii_lowercase(), c.clone());
+            }
+            list.by_id.insert(c.id.clone(), c);
+        }
+        list
+    }
+
+    /// Number of connectors.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+/// The caller of a provider endpoint: the allow-listed connector, with the URAs it may act
+/// for (its allow-list entry plus the URA in its UZI server certificate), or nobody.
+pub struct Caller(Option<AllowedConnector>);
+
+/// A connector as allowed for this request.
+#[derive(Debug, Clone)]
+pub struct AllowedConnector {
+    /// The connector's id.
+    pub id: String,
+    /// The URAs it may act for.
+    pub acts_for: Vec<Ura>,
+}
+
+impl Caller {
+    /// The allowed connector, if the caller is one.
+    pub fn connector(&self) -> Option<&AllowedConnector> {
+        self.0.as_ref()
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let connectors = &state.connectors;
+        if let Some(identity) = parts.extensions.get::<ClientIdentity>() {
+            let allowed = connectors.by_fingerprint.get(&identity.certificate_sha256).map(|c| {
+                let mut acts_for = c.acts_for.clone();
+                acts_for.extend(identity.ura.iter().filter(|u| !c.acts_for.contains(u)).cloned());
+                AllowedConnector { id: c.id.clone(), acts_for }
+            });
+            return Ok(Caller(allowed));
+        }
+        if state.dev_plain_provider_http
+            && let Some(id) = parts.headers.get(DEV_CONNECTOR_HEADER).and_then(|v| v.to_str().ok())
+        {
+            let allowed = connectors
+                .by_id
+                .get(id)
+                .map(|c| AllowedConnector { id: c.id.clone(), acts_for: c.acts_for.clone() });
+            return Ok(Caller(allowed));
+        }
+        Ok(Caller(None))
+    }
+}
+
+/// The request id of a request (set by the request-id layer when the caller sent none).
+pub fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// Reads at most `limit` bytes of a body; a longer body is refused without reading the rest.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, String> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| format!("the request body is larger than {limit} bytes"))
+}
+
+/// The provider endpoints, relative to the configured base path.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/geslotenautorisatievraag/xacml3", post(closed_question::handle))
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: they start the real `otv` binary and talk to it. One test binary (modules
+//! below) to keep build times down. Each test runs on SQLite and, when `OTV_TEST_DATABASE_URL` is
+//! set, on a fresh PostgreSQL database too.
+
+mod cli;
+mod closed_question;
+mod support;

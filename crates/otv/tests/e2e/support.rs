@@ -1,0 +1,180 @@
+//! Test support: databases (SQLite always, PostgreSQL when `OTV_TEST_DATABASE_URL` is set) and
+//! a running `otv serve` with its logs.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const OTV: &str = env!("CARGO_BIN_EXE_otv");
+
+/// A database for one test: a SQLite file in a temp dir, or a fresh PostgreSQL database.
+pub struct Db {
+    pub url: String,
+    /// Keys as environment variables (real keys; PostgreSQL refuses development keys).
+    pub keys: Vec<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Db {
+    /// Drops a PostgreSQL test database (SQLite files go with the temp dir).
+    pub async fn cleanup(self) {
+        use sqlx::Connection;
+        let Ok(admin) = std::env::var("OTV_TEST_DATABASE_URL") else {
+            return;
+        };
+        if !self.url.starts_with("postgres") {
+            return;
+        }
+        let name = self.url.rsplit('/').next().unwrap();
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+pub fn keys() -> Vec<(String, String)> {
+    let out = Command::new(OTV)
+        .args(["keys", "generate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+pub async fn databases() -> Vec<Db> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dbs = vec![Db {
+        url: format!("sqlite://{}", dir.path().join("otv.sqlite").display()),
+        keys: keys(),
+        _dir: dir,
+    }];
+    if let Ok(admin) = std::env::var("OTV_TEST_DATABASE_URL") {
+        use sqlx::Connection;
+        let name = format!("otv_cli_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').unwrap().0;
+        dbs.push(Db {
+            url: format!("{base}/{name}"),
+            keys: keys(),
+            _dir: tempfile::tempdir().unwrap(),
+        });
+    }
+    dbs
+}
+
+pub fn otv(db: &Db, args: &[&str]) -> Output {
+    Command::new(OTV)
+        .args(args)
+        .env("OTV_DATABASE_URL", &db.url)
+        .envs(db.keys.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A running `otv serve`, with its address and everything it logged.
+pub struct Server {
+    child: Child,
+    addr: String,
+    logs: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    pub fn start(db: &Db, extra_args: &[&str]) -> Server {
+        Server::start_with(db, extra_args, &[])
+    }
+
+    /// Starts `otv serve` with extra arguments and environment.
+    pub fn start_with(db: &Db, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut child = Command::new(OTV)
+            .arg("serve")
+            .args(extra_args)
+            .env("OTV_DATABASE_URL", &db.url)
+            .env("OTV_LISTEN", "127.0.0.1:0")
+            .envs(db.keys.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, logs) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            let Ok(line) = logs.recv_timeout(Duration::from_millis(200)) else {
+                continue;
+            };
+            seen.push(line.clone());
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == "listening"
+            {
+                let addr = v["addr"].as_str().unwrap().to_owned();
+                return Server { child, addr, logs };
+            }
+        }
+        let _ = child.kill();
+        panic!("otv serve did not start; it said:\n{}", seen.join("\n"));
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns everything logged.
+    pub fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "otv did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "otv exited with {status} after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+        self.logs.try_iter().collect::<Vec<_>>().join("\n")
+    }
+}
+
