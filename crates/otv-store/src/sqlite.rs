@@ -1,0 +1,801 @@
+//! The SQLite backend: otv's embedded default, a single file next to the binary (or memory).
+//!
+//! Writes go through a pool of exactly one connection and start with `BEGIN IMMEDIATE`, so
+//! they never race each other for the write lock (in-process they queue for the connection,
+//! across processes, e.g. a CLI beside the server, the busy timeout makes them wait). Reads use
+//! their own pool and, with WAL, never wait for a writer. A memory database lives in one
+//! connection, which then does both.
+//!
+//! This module only moves rows: what a valid answer, audit record or checkpoint is lives in
+//! `codec` and `audit`, shared with PostgreSQL. It must not put a BSN in a query (only the
+//! pseudonym and the ciphertext), so no database error can ever carry one.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::TryStreamExt;
+use otv_core::{Answer, Bsn, OrgType, Ura};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use uuid::Uuid;
+
+use crate::audit::{
+    AuditEvent, CHECKPOINT_EVERY, Checkpoint, Prepared, StoredRecord, Verifier, VerifyReport,
+};
+use crate::codec::{
+    self, ANSWER_COLUMNS, AnswerCols, answer_columns, from_epoch_micros, in_pseudonym_order,
+    to_epoch_micros,
+};
+use crate::model::{
+    CitizenDetails, Connector, GeneratedCitizen, NewSubscription, Provider, StoreStats,
+};
+use crate::{Backend, Keys, Result};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// SQLite refuses statements with more bound parameters than this.
+const MAX_PARAMS: usize = 32_766;
+
+/// A store on one SQLite database.
+pub(crate) struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+    keys: Keys,
+}
+
+impl SqliteStore {
+    /// Opens (and creates if missing) the database at `url`.
+    pub(crate) async fn connect(url: &str, keys: Keys) -> Result<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .synchronous(SqliteSynchronous::Normal);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if in_memory {
+            // A memory database exists only as long as a connection to it: keep exactly one,
+            // forever.
+            let pool = single_connection().connect_with(options).await?;
+            return Ok(SqliteStore {
+                read: pool.clone(),
+                write: pool,
+                keys,
+            });
+        }
+        let options = options.journal_mode(SqliteJournalMode::Wal);
+        // The writer gets a large page cache (64 MiB) for bulk loads and index upkeep.
+        let write = single_connection()
+            .connect_with(options.clone().pragma("cache_size", "-65536"))
+            .await?;
+        // Readers map the file (up to 1 GiB of address space, not memory) so that hot pages are
+        // read without a system call each; the decision's lookups are mostly such pages.
+        let readers =
+            std::thread::available_parallelism().map_or(4, |n| (n.get() * 2).clamp(4, 16));
+        let read = SqlitePoolOptions::new()
+            .max_connections(readers as u32)
+            .test_before_acquire(false)
+            .connect_with(
+                options
+                    .pragma("cache_size", "-16384")
+                    .pragma("mmap_size", "1073741824"),
+            )
+            .await?;
+        Ok(SqliteStore { read, write, keys })
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn single_connection() -> SqlitePoolOptions {
+    // A local file does not drop connections the way a network does: testing each one before
+    // use would only add a round trip to SQLite's thread to every query.
+    SqlitePoolOptions::new()
+        .test_before_acquire(false)
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+}
+
+fn t(v: DateTime<Utc>) -> i64 {
+    to_epoch_micros(v)
+}
+
+/// One answer as `json_array(…)` of [`answer_columns!`] gives it.
+type JsonAnswer = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    String,
+    i64,
+    String,
+    String,
+    String,
+);
+
+/// Reads the answers of one citizen, aggregated by SQLite into a single JSON array. One row
+/// instead of one per answer: sqlx hands every row from SQLite's thread to the caller's
+/// separately, and those hand-offs, not SQLite, were most of the decision's time.
+fn read_answers_json(json: &str) -> Result<Vec<Answer>> {
+    let rows: Vec<JsonAnswer> =
+        serde_json::from_str(json).map_err(|_| codec::corrupt("answers (aggregated)"))?;
+    rows.iter()
+        .map(|r| {
+            AnswerCols {
+                holder_kind: &r.0,
+                holder_code: &r.1,
+                data_category: &r.2,
+                consulter_kind: &r.3,
+                consulter_code: &r.4,
+                effect: &r.5,
+                valid_from: from_epoch_micros(r.6, "valid_from")?,
+                valid_until: r
+                    .7
+                    .map(|v| from_epoch_micros(v, "valid_until"))
+                    .transpose()?,
+                state: &r.8,
+                recorded_at: from_epoch_micros(r.9, "recorded_at")?,
+                channel: &r.10,
+                actor: Cow::Borrowed(&r.11),
+                catalogue_version: &r.12,
+            }
+            .to_answer()
+        })
+        .collect()
+}
+
+/// Creates the citizen if unknown and returns the id, touching `updated_at`: for a change to
+/// the citizen's profile. (The single writer already applies changes one after the other.)
+async fn lock_citizen(
+    conn: &mut SqliteConnection,
+    keys: &Keys,
+    bsn: &Bsn,
+    now: i64,
+) -> Result<Uuid> {
+    let pseudonym = keys.pseudonym(bsn);
+    let encrypted = keys.encrypt_bsn(bsn, &pseudonym);
+    let id: Uuid = sqlx::query_scalar(
+        "INSERT INTO citizens (id, bsn_pseudonym, bsn_encrypted, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (bsn_pseudonym) DO UPDATE SET updated_at = excluded.updated_at RETURNING id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(&pseudonym[..])
+    .bind(encrypted)
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+/// Creates the citizen if unknown and returns the id, leaving an existing row untouched: for
+/// registrations that only need to point at the citizen.
+async fn ensure_citizen(
+    conn: &mut SqliteConnection,
+    keys: &Keys,
+    pseudonym: &[u8; 32],
+    bsn: &Bsn,
+    now: i64,
+) -> Result<Uuid> {
+    let inserted: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO citizens (id, bsn_pseudonym, bsn_encrypted, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (bsn_pseudonym) DO NOTHING RETURNING id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(&pseudonym[..])
+    .bind(keys.encrypt_bsn(bsn, pseudonym))
+    .bind(now)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(id) = inserted {
+        return Ok(id);
+    }
+    Ok(
+        sqlx::query_scalar("SELECT id FROM citizens WHERE bsn_pseudonym = ?")
+            .bind(&pseudonym[..])
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+/// Appends one record to the chain inside the caller's (immediate) transaction.
+async fn append_audit(conn: &mut SqliteConnection, keys: &Keys, event: &AuditEvent) -> Result<i64> {
+    let (head, prev): (i64, Vec<u8>) =
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+    let p = Prepared::new(head + 1, event, &prev);
+    let e = &p.event;
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, event, patient, actor, organisation, mandated, request_id, decision, \
+         reason, emergency, channel, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(p.seq)
+    .bind(t(e.at))
+    .bind(&e.event)
+    .bind(&e.patient)
+    .bind(&e.actor)
+    .bind(&e.organisation)
+    .bind(&e.mandated)
+    .bind(&e.request_id)
+    .bind(&e.decision)
+    .bind(&e.reason)
+    .bind(e.emergency)
+    .bind(&e.channel)
+    .bind(&p.details)
+    .bind(&p.prev_hash)
+    .bind(&p.hash)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
+        .bind(p.seq)
+        .bind(&p.hash)
+        .execute(&mut *conn)
+        .await?;
+    if p.seq % CHECKPOINT_EVERY == 0 {
+        insert_checkpoint(conn, &Checkpoint::sign(keys, p.seq, &p.hash)).await?;
+    }
+    Ok(p.seq)
+}
+
+async fn insert_checkpoint(conn: &mut SqliteConnection, c: &Checkpoint) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_checkpoints (seq, hash, signed_at, signature, public_key) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (seq) DO NOTHING",
+    )
+    .bind(c.seq)
+    .bind(&c.hash)
+    .bind(t(codec::now()))
+    .bind(&c.signature)
+    .bind(&c.public_key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Backend for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn patient_reference(&self, bsn: &Bsn) -> String {
+        self.keys.patient_reference(bsn)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.write).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn upsert_providers(&self, providers: &[Provider]) -> Result<()> {
+        let now = t(codec::now());
+        let mut tx = self.begin_write().await?;
+        for chunk in providers.chunks(MAX_PARAMS / 5) {
+            let mut b = QueryBuilder::new(
+                "INSERT INTO providers (ura, name, organisation_type, created_at, updated_at) ",
+            );
+            b.push_values(chunk, |mut r, p| {
+                r.push_bind(p.ura.as_str())
+                    .push_bind(p.name.as_str())
+                    .push_bind(p.organisation_type.as_str())
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            // A URA twice in one statement is fine: SQLite applies the rows in order.
+            b.push(
+                " ON CONFLICT (ura) DO UPDATE SET name = excluded.name, \
+                 organisation_type = excluded.organisation_type, updated_at = excluded.updated_at",
+            );
+            b.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn provider(&self, ura: &Ura) -> Result<Option<Provider>> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT name, organisation_type FROM providers WHERE ura = ?")
+                .bind(ura.as_str())
+                .fetch_optional(&self.read)
+                .await?;
+        row.map(|(name, t)| {
+            let organisation_type =
+                OrgType::parse(&t).map_err(|_| codec::corrupt("providers.organisation_type"))?;
+            Ok(Provider {
+                ura: ura.clone(),
+                name,
+                organisation_type,
+            })
+        })
+        .transpose()
+    }
+
+    async fn upsert_connector(&self, c: &Connector) -> Result<()> {
+        let now = t(codec::now());
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO connectors (id, name, certificate_sha256, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+             certificate_sha256 = excluded.certificate_sha256, updated_at = excluded.updated_at",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.certificate_sha256)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM connector_uras WHERE connector_id = ?")
+            .bind(&c.id)
+            .execute(&mut *tx)
+            .await?;
+        // An exchange system may act for thousands of URAs: many rows per statement.
+        for chunk in c.acts_for.chunks(MAX_PARAMS / 2) {
+            let mut b = QueryBuilder::new("INSERT INTO connector_uras (connector_id, ura) ");
+            b.push_values(chunk, |mut r, ura| {
+                r.push_bind(c.id.as_str()).push_bind(ura.as_str());
+            });
+            b.push(" ON CONFLICT DO NOTHING");
+            b.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn connector(&self, id: &str) -> Result<Option<Connector>> {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT name, certificate_sha256 FROM connectors WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?;
+        let Some((name, certificate_sha256)) = row else {
+            return Ok(None);
+        };
+        let uras: Vec<String> = sqlx::query_scalar(
+            "SELECT ura FROM connector_uras WHERE connector_id = ? ORDER BY ura",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?;
+        let acts_for = uras
+            .iter()
+            .map(|u| Ura::parse(u).map_err(|_| codec::corrupt("connector_uras.ura")))
+            .collect::<Result<_>>()?;
+        Ok(Some(Connector {
+            id: id.to_owned(),
+            name,
+            certificate_sha256,
+            acts_for,
+        }))
+    }
+
+    async fn upsert_citizen(&self, bsn: &Bsn, d: &CitizenDetails) -> Result<Uuid> {
+        let now = t(codec::now());
+        let pseudonym = self.keys.pseudonym(bsn);
+        let encrypted = self.keys.encrypt_bsn(bsn, &pseudonym);
+        let mut tx = self.begin_write().await?;
+        let id: Uuid = sqlx::query_scalar(
+            "INSERT INTO citizens (id, bsn_pseudonym, bsn_encrypted, name, email, birth_date, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (bsn_pseudonym) DO UPDATE SET \
+             name = coalesce(excluded.name, citizens.name), email = coalesce(excluded.email, citizens.email), \
+             birth_date = coalesce(excluded.birth_date, citizens.birth_date), updated_at = excluded.updated_at \
+             RETURNING id",
+        )
+        .bind(Uuid::now_v7())
+        .bind(&pseudonym[..])
+        .bind(encrypted)
+        .bind(&d.name)
+        .bind(&d.email)
+        .bind(d.birth_date)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn citizen_bsn(&self, citizen: Uuid) -> Result<Option<Bsn>> {
+        let row: Option<(Vec<u8>, Vec<u8>)> =
+            sqlx::query_as("SELECT bsn_encrypted, bsn_pseudonym FROM citizens WHERE id = ?")
+                .bind(citizen)
+                .fetch_optional(&self.read)
+                .await?;
+        row.map(|(sealed, pseudonym)| self.keys.decrypt_bsn(&sealed, &pseudonym))
+            .transpose()
+    }
+
+    async fn record_answers(
+        &self,
+        bsn: &Bsn,
+        answers: &[Answer],
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        let now = t(codec::now());
+        let cols = answers
+            .iter()
+            .map(AnswerCols::from_answer)
+            .collect::<Result<Vec<_>>>()?;
+        let mut event = audit.clone();
+        if event.patient.is_none() {
+            event.patient = Some(self.keys.patient_reference(bsn));
+        }
+        let mut tx = self.begin_write().await?;
+        let citizen = lock_citizen(&mut tx, &self.keys, bsn, now).await?;
+        for c in &cols {
+            sqlx::query(
+                "UPDATE answers SET superseded_at = ? WHERE citizen_id = ? AND holder_kind = ? AND holder_code = ? \
+                 AND data_category = ? AND consulter_kind = ? AND consulter_code = ? AND superseded_at IS NULL",
+            )
+            .bind(now)
+            .bind(citizen)
+            .bind(c.holder_kind)
+            .bind(c.holder_code)
+            .bind(c.data_category)
+            .bind(c.consulter_kind)
+            .bind(c.consulter_code)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(concat!(
+                "INSERT INTO answers (citizen_id, id, ",
+                answer_columns!(),
+                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .bind(citizen)
+            .bind(Uuid::now_v7())
+            .bind(c.holder_kind)
+            .bind(c.holder_code)
+            .bind(c.data_category)
+            .bind(c.consulter_kind)
+            .bind(c.consulter_code)
+            .bind(c.effect)
+            .bind(t(c.valid_from))
+            .bind(c.valid_until.map(t))
+            .bind(c.state)
+            .bind(t(c.recorded_at))
+            .bind(c.channel)
+            .bind(&*c.actor)
+            .bind(c.catalogue_version)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let seq = append_audit(&mut tx, &self.keys, &event).await?;
+        // The attempt is audited either way; with no answer changed there is nobody to notify.
+        if !answers.is_empty() {
+            sqlx::query(
+                "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(citizen)
+            .bind(codec::PROFILE_CHANGED)
+            .bind(codec::profile_changed_payload(answers, seq))
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn profile(&self, bsn: &Bsn) -> Result<Vec<Answer>> {
+        let pseudonym = self.keys.pseudonym(bsn);
+        let json: String = sqlx::query_scalar(concat!(
+            "SELECT json_group_array(json_array(",
+            answer_columns!(),
+            ")) FROM answers WHERE superseded_at IS NULL AND citizen_id = ",
+            "(SELECT id FROM citizens WHERE bsn_pseudonym = ?)"
+        ))
+        .bind(&pseudonym[..])
+        .fetch_one(&self.read)
+        .await?;
+        read_answers_json(&json)
+    }
+
+    async fn answer_history(&self, bsn: &Bsn) -> Result<Vec<Answer>> {
+        let pseudonym = self.keys.pseudonym(bsn);
+        // UUIDv7 ids order the answers as they were stored; recorded_at is the caller's and
+        // may lie in the past (migrated answers).
+        let json: String = sqlx::query_scalar(concat!(
+            "SELECT json_group_array(json_array(",
+            answer_columns!(),
+            ") ORDER BY id) FROM answers WHERE citizen_id = ",
+            "(SELECT id FROM citizens WHERE bsn_pseudonym = ?)"
+        ))
+        .bind(&pseudonym[..])
+        .fetch_one(&self.read)
+        .await?;
+        read_answers_json(&json)
+    }
+
+    async fn insert_subscriptions(&self, subscriptions: &[NewSubscription]) -> Result<()> {
+        let now = t(codec::now());
+        let mut tx = self.begin_write().await?;
+        for (pseudonym, s) in in_pseudonym_order(&self.keys, subscriptions) {
+            let citizen = ensure_citizen(&mut tx, &self.keys, &pseudonym, &s.bsn, now).await?;
+            // A repeated registration (same connector, patient and source system) is ignored:
+            // the first one stays, which makes retries by a connector harmless.
+            sqlx::query(
+                "INSERT INTO subscriptions (citizen_id, id, holder_ura, holder_type, connector_id, source_system, \
+                 gateway_system, endpoint, payload, birth_date, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (connector_id, citizen_id, source_system) DO NOTHING",
+            )
+            .bind(citizen)
+            .bind(Uuid::now_v7())
+            .bind(s.holder_ura.as_str())
+            .bind(s.holder_type.as_str())
+            .bind(&s.connector_id)
+            .bind(&s.source_system)
+            .bind(&s.gateway_system)
+            .bind(&s.endpoint)
+            .bind(&s.payload)
+            .bind(s.birth_date)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit(&self, event: &AuditEvent) -> Result<i64> {
+        let mut tx = self.begin_write().await?;
+        let seq = append_audit(&mut tx, &self.keys, event).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    async fn audit_checkpoint(&self) -> Result<Option<i64>> {
+        let mut tx = self.begin_write().await?;
+        let (seq, hash): (i64, Vec<u8>) =
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+        if seq == 0 {
+            return Ok(None);
+        }
+        insert_checkpoint(&mut tx, &Checkpoint::sign(&self.keys, seq, &hash)).await?;
+        tx.commit().await?;
+        Ok(Some(seq))
+    }
+
+    async fn audit_verify(&self) -> Result<VerifyReport> {
+        // One read transaction: one snapshot for head, checkpoints and records, so a purge or
+        // an append meanwhile does not show up half-way.
+        let mut conn = self.read.begin().await?;
+        let head: (i64, Vec<u8>) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+        let checkpoints = sqlx::query_as::<_, (i64, Vec<u8>, Vec<u8>, Vec<u8>)>(
+            "SELECT seq, hash, signature, public_key FROM audit_checkpoints WHERE seq <= ? ORDER BY seq",
+        )
+        .bind(head.0)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|(seq, hash, signature, public_key)| Checkpoint { seq, hash, signature, public_key })
+        .collect();
+        let mut verifier = Verifier::new(&self.keys, head.clone(), checkpoints);
+        let mut rows = sqlx::query(
+            "SELECT seq, at, event, patient, actor, organisation, mandated, request_id, decision, reason, \
+             emergency, channel, details, prev_hash, hash FROM audit_log WHERE seq <= ? ORDER BY seq",
+        )
+        .bind(head.0)
+        .fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await? {
+            let record = StoredRecord {
+                seq: row.try_get(0)?,
+                event: AuditEvent {
+                    at: from_epoch_micros(row.try_get(1)?, "audit_log.at")?,
+                    event: row.try_get(2)?,
+                    patient: row.try_get(3)?,
+                    actor: row.try_get(4)?,
+                    organisation: row.try_get(5)?,
+                    mandated: row.try_get(6)?,
+                    request_id: row.try_get(7)?,
+                    decision: row.try_get(8)?,
+                    reason: row.try_get(9)?,
+                    emergency: row.try_get(10)?,
+                    channel: row.try_get(11)?,
+                    details: serde_json::Value::Null,
+                },
+                details: row.try_get(12)?,
+                prev_hash: row.try_get(13)?,
+                hash: row.try_get(14)?,
+            };
+            if !verifier.record(&record) {
+                break;
+            }
+        }
+        drop(rows);
+        Ok(verifier.finish())
+    }
+
+    async fn audit_purge(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let head: i64 = sqlx::query_scalar("SELECT seq FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        // The first record that must stay bounds the purge. Times normally rise with seq, so the
+        // scan stops right after the purged range.
+        let keep: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM audit_log WHERE at >= ? ORDER BY seq LIMIT 1")
+                .bind(t(before))
+                .fetch_optional(&mut *tx)
+                .await?;
+        let limit = keep.map_or(head, |k| k - 1);
+        let checkpoint: Option<i64> =
+            sqlx::query_scalar("SELECT max(seq) FROM audit_checkpoints WHERE seq <= ?")
+                .bind(limit)
+                .fetch_one(&mut *tx)
+                .await?;
+        let Some(checkpoint) = checkpoint else {
+            return Ok(0);
+        };
+        let gone = sqlx::query("DELETE FROM audit_log WHERE seq <= ?")
+            .bind(checkpoint)
+            .execute(&mut *tx)
+            .await?;
+        // The checkpoint itself stays: it anchors the first remaining record.
+        sqlx::query("DELETE FROM audit_checkpoints WHERE seq < ?")
+            .bind(checkpoint)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(gone.rows_affected())
+    }
+
+    async fn outbox_pending(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE state = 'pending'")
+                .fetch_one(&self.read)
+                .await?,
+        )
+    }
+
+    async fn load_generated(&self, batch: &[GeneratedCitizen]) -> Result<()> {
+        let now = t(codec::now());
+        struct Row<'a> {
+            id: Uuid,
+            pseudonym: [u8; 32],
+            encrypted: Vec<u8>,
+            birth_date: NaiveDate,
+            source: &'a GeneratedCitizen,
+        }
+        let citizens: Vec<Row> = batch
+            .iter()
+            .map(|g| {
+                let pseudonym = self.keys.pseudonym(&g.bsn);
+                let encrypted = self.keys.encrypt_bsn(&g.bsn, &pseudonym);
+                Row {
+                    id: Uuid::now_v7(),
+                    pseudonym,
+                    encrypted,
+                    birth_date: g.birth_date,
+                    source: g,
+                }
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for c in &citizens {
+            for a in &c.source.answers {
+                answers.push((c.id, AnswerCols::from_answer(a)?));
+            }
+        }
+        let subscriptions: Vec<(Uuid, &NewSubscription)> = citizens
+            .iter()
+            .flat_map(|c| c.source.subscriptions.iter().map(move |s| (c.id, s)))
+            .collect();
+
+        let mut tx = self.begin_write().await?;
+        for chunk in citizens.chunks(MAX_PARAMS / 6) {
+            let mut b = QueryBuilder::new(
+                "INSERT INTO citizens (id, bsn_pseudonym, bsn_encrypted, birth_date, created_at, updated_at) ",
+            );
+            b.push_values(chunk, |mut r, c| {
+                r.push_bind(c.id)
+                    .push_bind(c.pseudonym.to_vec())
+                    .push_bind(c.encrypted.clone())
+                    .push_bind(c.birth_date)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            b.build().execute(&mut *tx).await?;
+        }
+        for chunk in answers.chunks(MAX_PARAMS / (ANSWER_COLUMNS + 2)) {
+            let mut b = QueryBuilder::new(concat!(
+                "INSERT INTO answers (citizen_id, id, ",
+                answer_columns!(),
+                ") "
+            ));
+            b.push_values(chunk, |mut r, (citizen, c)| {
+                r.push_bind(*citizen)
+                    .push_bind(Uuid::now_v7())
+                    .push_bind(c.holder_kind)
+                    .push_bind(c.holder_code)
+                    .push_bind(c.data_category)
+                    .push_bind(c.consulter_kind)
+                    .push_bind(c.consulter_code)
+                    .push_bind(c.effect)
+                    .push_bind(t(c.valid_from))
+                    .push_bind(c.valid_until.map(t))
+                    .push_bind(c.state)
+                    .push_bind(t(c.recorded_at))
+                    .push_bind(c.channel)
+                    .push_bind(c.actor.to_string())
+                    .push_bind(c.catalogue_version);
+            });
+            b.build().execute(&mut *tx).await?;
+        }
+        for chunk in subscriptions.chunks(MAX_PARAMS / 12) {
+            let mut b = QueryBuilder::new(
+                "INSERT INTO subscriptions (citizen_id, id, holder_ura, holder_type, connector_id, source_system, \
+                 gateway_system, endpoint, payload, birth_date, created_at, updated_at) ",
+            );
+            b.push_values(chunk, |mut r, (citizen, s)| {
+                r.push_bind(*citizen)
+                    .push_bind(Uuid::now_v7())
+                    .push_bind(s.holder_ura.as_str())
+                    .push_bind(s.holder_type.as_str())
+                    .push_bind(s.connector_id.as_str())
+                    .push_bind(s.source_system.as_str())
+                    .push_bind(s.gateway_system.as_str())
+                    .push_bind(s.endpoint.as_str())
+                    .push_bind(s.payload.as_str())
+                    .push_bind(s.birth_date)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            b.push(" ON CONFLICT (connector_id, citizen_id, source_system) DO NOTHING");
+            b.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stats(&self) -> Result<StoreStats> {
+        let at = codec::now();
+        let (citizens, answers, subscriptions, audit_records, size_bytes): (
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM citizens), (SELECT count(*) FROM answers), \
+             (SELECT count(*) FROM subscriptions), (SELECT count(*) FROM audit_log), \
+             (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok(StoreStats {
+            citizens,
+            answers,
+            subscriptions,
+            audit_records,
+            size_bytes,
+            at: Some(at),
+        })
+    }
+}
