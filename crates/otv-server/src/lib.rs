@@ -7,6 +7,10 @@
 //! here) that is echoed in the response and recorded on the request's log span.
 #![deny(missing_docs)]
 
+pub mod identity;
+pub mod provider;
+pub mod tls;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +42,13 @@ pub struct AppState {
     pub policy: DefaultPolicy,
     /// Renders the Prometheus metrics.
     pub metrics: PrometheusHandle,
+    /// The connector allow-list.
+    pub connectors: Arc<provider::Connectors>,
+    /// Development only: serve the provider interfaces on the plain-HTTP listener too, with
+    /// the connector named by a header instead of a client certificate.
+    pub dev_plain_provider_http: bool,
+    /// Base path of the provider interfaces, e.g. `/mitz` (empty for the root).
+    pub provider_base_path: String,
 }
 
 /// Installs the process-wide Prometheus recorder. Call once per process.
@@ -49,12 +60,43 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         .install_recorder()?)
 }
 
-/// The application's router with all middleware.
-pub fn router(state: AppState) -> Router {
+fn operational_routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+}
+
+fn with_provider_routes(router: Router<AppState>, base: &str) -> Router<AppState> {
+    let base = base.trim_end_matches('/');
+    if base.is_empty() {
+        router.merge(provider::routes())
+    } else {
+        router.nest(base, provider::routes())
+    }
+}
+
+/// The router of the plain-HTTP listener: health, readiness, metrics, and (development flag
+/// only) the provider interfaces.
+pub fn router(state: AppState) -> Router {
+    let mut routes = operational_routes();
+    if state.dev_plain_provider_http {
+        routes = with_provider_routes(routes, &state.provider_base_path);
+    }
+    with_middleware(routes, state)
+}
+
+/// The router of the mutual-TLS provider listener: the provider interfaces and health.
+pub fn provider_router(state: AppState) -> Router {
+    let routes = with_provider_routes(
+        Router::new().route("/healthz", get(healthz)),
+        &state.provider_base_path,
+    );
+    with_middleware(routes, state)
+}
+
+fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .layer(middleware::from_fn(record_metrics))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {

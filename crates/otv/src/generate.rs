@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use futures_util::StreamExt;
+
 use otv_core::{Catalogue, Ura};
 use otv_store::generate::{self, CONNECTOR_ID};
 use otv_store::{Connector, GeneratedCitizen, Store};
@@ -27,27 +29,39 @@ pub async fn run(
         })
         .await?;
 
+    // PostgreSQL does the loading work in one server process per connection, so two loads in
+    // flight keep both cores busy; SQLite has one writer, where a second load would only wait.
+    let in_flight = if store.kind() == "postgres" { 2 } else { 1 };
+    let batch = batch.max(1);
     let start = Instant::now();
-    let (mut answers, mut subscriptions) = (0u64, 0u64);
+    let (mut answers, mut subscriptions, mut loaded) = (0u64, 0u64, 0u64);
     let mut next_report = citizens / 10;
-    let mut first = 0;
-    while first < citizens {
-        let last = (first + batch.max(1)).min(citizens);
-        let people: Vec<GeneratedCitizen> = (first..last)
+    let batches = (0..citizens).step_by(batch as usize).map(|first| {
+        let people: Vec<GeneratedCitizen> = (first..(first + batch).min(citizens))
             .map(|i| generate::citizen(catalogue, seed, i))
             .collect();
-        answers += people.iter().map(|c| c.answers.len() as u64).sum::<u64>();
-        subscriptions += people
-            .iter()
-            .map(|c| c.subscriptions.len() as u64)
-            .sum::<u64>();
-        store.load_generated(&people).await?;
-        first = last;
-        if first >= next_report && first < citizens {
+        let store = store.clone();
+        async move {
+            store.load_generated(&people).await?;
+            let answers = people.iter().map(|c| c.answers.len() as u64).sum::<u64>();
+            let subscriptions = people
+                .iter()
+                .map(|c| c.subscriptions.len() as u64)
+                .sum::<u64>();
+            anyhow::Ok((people.len() as u64, answers, subscriptions))
+        }
+    });
+    let mut loads = futures_util::stream::iter(batches).buffer_unordered(in_flight);
+    while let Some(done) = loads.next().await {
+        let (c, a, s) = done?;
+        loaded += c;
+        answers += a;
+        subscriptions += s;
+        if loaded >= next_report && loaded < citizens {
             let secs = start.elapsed().as_secs_f64();
             eprintln!(
-                "{first} citizens loaded in {secs:.0} s ({:.0} citizens/s)",
-                first as f64 / secs
+                "{loaded} citizens loaded in {secs:.0} s ({:.0} citizens/s)",
+                loaded as f64 / secs
             );
             next_report += citizens / 10;
         }

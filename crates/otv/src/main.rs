@@ -4,6 +4,7 @@
 mod config;
 mod demo;
 mod generate;
+mod sandbox;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,20 @@ enum Command {
     /// Key operations.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Writes a test PKI (CA, server and connector certificates) and an otv.toml that uses it.
+    Sandbox {
+        /// Directory to write into (created if needed).
+        dir: PathBuf,
+        /// Replace an existing sandbox in DIR.
+        #[arg(long)]
+        force: bool,
+        /// Plain-HTTP listener written into otv.toml.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Mutual-TLS provider listener written into otv.toml.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        provider_listen: String,
+    },
     /// Fills the database with generated citizens at national proportions (benchmark data).
     Generate {
         /// Number of citizens.
@@ -110,6 +125,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Commands that need neither configuration nor database.
     match &cli.command {
         Command::Catalogue(CatalogueCommand::Check { file }) => return catalogue_check(file),
+        Command::Sandbox {
+            dir,
+            force,
+            listen,
+            provider_listen,
+        } => {
+            println!(
+                "{}",
+                sandbox::write_sandbox(dir, listen, provider_listen, *force)?
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Keys(KeysCommand::Generate) => {
             let (p, e, s) = Keys::generate().to_hex();
             println!("OTV_PSEUDONYM_KEY={p}\nOTV_ENCRYPTION_KEY={e}\nOTV_AUDIT_SIGNING_KEY={s}");
@@ -164,13 +191,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             generate::run(&store, &settings.catalogue, citizens, batch, seed).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Catalogue(_) | Command::Keys(_) => unreachable!("handled above"),
+        Command::Catalogue(_) | Command::Keys(_) | Command::Sandbox { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 
 async fn serve(settings: Settings, store: Store) -> anyhow::Result<ExitCode> {
     if settings.demo {
-        demo::load(&store, &settings.catalogue).await.context("loading demo data")?;
+        demo::load(&store, &settings.catalogue)
+            .await
+            .context("loading demo data")?;
     }
     let mut connectors = settings.connectors.clone();
     if settings.demo {
@@ -183,10 +214,15 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<ExitCode> {
         }
     }
     for c in &settings.connectors {
-        store.upsert_connector(c).await.context("storing the connector allow-list")?;
+        store
+            .upsert_connector(c)
+            .await
+            .context("storing the connector allow-list")?;
     }
     if settings.dev_plain_provider_http {
-        tracing::warn!("development flag: provider interfaces on plain HTTP, connector named by header; never in production");
+        tracing::warn!(
+            "development flag: provider interfaces on plain HTTP, connector named by header; never in production"
+        );
     }
     let state = otv_server::AppState {
         store: store.clone(),
@@ -197,12 +233,46 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<ExitCode> {
         dev_plain_provider_http: settings.dev_plain_provider_http,
         provider_base_path: settings.provider_base_path.clone(),
     };
+    // One shutdown signal for both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        otv_server::shutdown_signal().await;
+        let _ = stop_tx.send(());
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+        let _ = rx.changed().await;
+    };
+    let provider_task = match &settings.provider {
+        Some(p) => {
+            let tls = otv_server::tls::server_config(&otv_server::tls::TlsSettings {
+                server_cert_pem: p.server_cert.clone(),
+                server_key_pem: p.server_key.clone(),
+                client_ca_pem: p.client_ca.clone(),
+            })
+            .context("provider listener TLS")?;
+            let l = tokio::net::TcpListener::bind(p.listen)
+                .await
+                .with_context(|| format!("binding {}", p.listen))?;
+            tracing::info!(addr = %l.local_addr()?, "provider listener (mutual TLS)");
+            let router = otv_server::provider_router(state.clone());
+            Some(tokio::spawn(otv_server::tls::serve_mtls(
+                l,
+                tls,
+                router,
+                stopped(stop_rx.clone()),
+            )))
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.kind(), catalogue = state.catalogue.version(), demo = settings.demo, "listening");
-    otv_server::serve(listener, otv_server::router(state), otv_server::shutdown_signal()).await?;
+    otv_server::serve(listener, otv_server::router(state), stopped(stop_rx)).await?;
+    if let Some(task) = provider_task {
+        task.await.context("provider listener")??;
+    }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -14,7 +14,10 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use otv_core::{Effect, Outcome, Question, decide};
 use otv_store::AuditEvent;
-use otv_wire::{ClosedQuestionRequest, Decision, FaultCode, closed_question_response, parse_closed_question, soap_fault};
+use otv_wire::{
+    ClosedQuestionRequest, Decision, FaultCode, closed_question_response, parse_closed_question,
+    soap_fault,
+};
 use serde_json::json;
 
 use super::{Caller, read_body};
@@ -23,19 +26,37 @@ use crate::AppState;
 /// Media types a closed question may come in: SOAP 1.2's own, and `text/xml`, which some
 /// connectors send.
 fn acceptable_media_type(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     matches!(essence.as_str(), "application/soap+xml" | "text/xml")
 }
 
 fn fault(status: StatusCode, code: FaultCode, reason: &str) -> Response {
-    (status, [(header::CONTENT_TYPE, otv_wire::SOAP_CONTENT_TYPE)], soap_fault(code, reason)).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, otv_wire::SOAP_CONTENT_TYPE)],
+        soap_fault(code, reason),
+    )
+        .into_response()
 }
 
 /// The handler.
-pub async fn handle(State(state): State<AppState>, caller: Caller, headers: HeaderMap, body: Body) -> Response {
+pub async fn handle(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let request_id = super::request_id(&headers);
     let connector_id = caller.connector().map(|c| c.id.as_str());
     let rejected = async |status, reason: String, kind: &str| {
@@ -60,22 +81,45 @@ pub async fn handle(State(state): State<AppState>, caller: Caller, headers: Head
         Err(e) => return rejected(StatusCode::BAD_REQUEST, e.to_string(), "malformed").await,
     };
     let Some(connector) = caller.connector() else {
-        return rejected(StatusCode::FORBIDDEN, "the client certificate is not an allowed connector".into(), "unknown-connector")
-            .await;
+        return rejected(
+            StatusCode::FORBIDDEN,
+            "the client certificate is not an allowed connector".into(),
+            "unknown-connector",
+        )
+        .await;
     };
     if !connector.acts_for.contains(&request.holder.ura) {
-        let reason = format!("connector `{}` may not act for URA {}", connector.id, request.holder.ura);
+        let reason = format!(
+            "connector `{}` may not act for URA {}",
+            connector.id, request.holder.ura
+        );
         return rejected(StatusCode::FORBIDDEN, reason, "not-allowed-for-ura").await;
     }
 
     let decisions = answer(&state, &request, &connector.id, request_id).await;
-    let outcomes: Vec<_> = request.data_categories.iter().cloned().zip(decisions).collect();
-    let body = closed_question_response(&request.message_id, uuid::Uuid::now_v7(), &request.bsn, &request.holder.ura, &outcomes);
+    let outcomes: Vec<_> = request
+        .data_categories
+        .iter()
+        .cloned()
+        .zip(decisions)
+        .collect();
+    let body = closed_question_response(
+        &request.message_id,
+        uuid::Uuid::now_v7(),
+        &request.bsn,
+        &request.holder.ura,
+        &outcomes,
+    );
     ([(header::CONTENT_TYPE, otv_wire::SOAP_CONTENT_TYPE)], body).into_response()
 }
 
 /// Decides and audits; on any failure, `Indeterminate` for every data category.
-async fn answer(state: &AppState, q: &ClosedQuestionRequest, connector: &str, request_id: Option<String>) -> Vec<Decision> {
+async fn answer(
+    state: &AppState,
+    q: &ClosedQuestionRequest,
+    connector: &str,
+    request_id: Option<String>,
+) -> Vec<Decision> {
     let indeterminate = || vec![Decision::Indeterminate; q.data_categories.len()];
     let at = Utc::now();
     let answers = match state.store.profile(&q.bsn).await {
@@ -86,8 +130,18 @@ async fn answer(state: &AppState, q: &ClosedQuestionRequest, connector: &str, re
             return indeterminate();
         }
     };
-    let question = Question { holder: &q.holder, consulter: &q.consulter, at };
-    let outcomes = decide(&state.catalogue, state.policy, &answers, &question, &q.data_categories);
+    let question = Question {
+        holder: &q.holder,
+        consulter: &q.consulter,
+        at,
+    };
+    let outcomes = decide(
+        &state.catalogue,
+        state.policy,
+        &answers,
+        &question,
+        &q.data_categories,
+    );
     let event = audit_event(state, q, connector, request_id, &outcomes);
     if let Err(e) = state.store.audit(&event).await {
         tracing::error!(error = %e, "closed question: the audit record could not be written; answering Indeterminate");
@@ -111,7 +165,9 @@ fn audit_event(
     request_id: Option<String>,
     outcomes: &[Outcome<'_>],
 ) -> AuditEvent {
-    let join = |f: &dyn Fn(&Outcome<'_>) -> &'static str| outcomes.iter().map(f).collect::<Vec<_>>().join(",");
+    let join = |f: &dyn Fn(&Outcome<'_>) -> &'static str| {
+        outcomes.iter().map(f).collect::<Vec<_>>().join(",")
+    };
     let results: Vec<_> = outcomes
         .iter()
         .map(|o| {
@@ -134,7 +190,8 @@ fn audit_event(
         .collect();
     let emergency = outcomes.iter().any(|o| {
         o.effect == Effect::Permit
-            && o.deciding.is_some_and(|a| a.provenance.channel == otv_core::Channel::Raadplegersknop)
+            && o.deciding
+                .is_some_and(|a| a.provenance.channel == otv_core::Channel::Raadplegersknop)
     });
     AuditEvent {
         at: Utc::now(),
@@ -163,12 +220,21 @@ fn audit_event(
 
 /// Refused questions are audited too (who tried, why), without a patient: a refused request's
 /// BSN is not trusted enough to pseudonymise and is never logged.
-async fn audit_rejection(state: &AppState, request_id: Option<String>, connector: Option<&str>, kind: &str, reason: &str) {
+async fn audit_rejection(
+    state: &AppState,
+    request_id: Option<String>,
+    connector: Option<&str>,
+    kind: &str,
+    reason: &str,
+) {
     metrics::counter!("otv_closed_question_rejected_total", "kind" => kind.to_owned()).increment(1);
     let event = AuditEvent {
         at: Utc::now(),
         event: "closed-question-rejected".into(),
-        actor: connector.map_or_else(|| "unknown-connector".to_owned(), |c| format!("connector:{c}")),
+        actor: connector.map_or_else(
+            || "unknown-connector".to_owned(),
+            |c| format!("connector:{c}"),
+        ),
         request_id,
         decision: Some("rejected".into()),
         reason: Some(kind.into()),

@@ -37,7 +37,8 @@ impl Connectors {
         for c in connectors {
             let c = Arc::new(c);
             if let Some(fp) = &c.certificate_sha256 {
-                list.by_fingerprint.insert(fp.to_ascii_lowercase(), c.clone());
+                list.by_fingerprint
+                    .insert(fp.to_ascii_lowercase(), c.clone());
             }
             list.by_id.insert(c.id.clone(), c);
         }
@@ -78,23 +79,41 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let connectors = &state.connectors;
         if let Some(identity) = parts.extensions.get::<ClientIdentity>() {
-            let allowed = connectors.by_fingerprint.get(&identity.certificate_sha256).map(|c| {
-                let mut acts_for = c.acts_for.clone();
-                acts_for.extend(identity.ura.iter().filter(|u| !c.acts_for.contains(u)).cloned());
-                AllowedConnector { id: c.id.clone(), acts_for }
-            });
+            let allowed = connectors
+                .by_fingerprint
+                .get(&identity.certificate_sha256)
+                .map(|c| {
+                    let mut acts_for = c.acts_for.clone();
+                    acts_for.extend(
+                        identity
+                            .ura
+                            .iter()
+                            .filter(|u| !c.acts_for.contains(u))
+                            .cloned(),
+                    );
+                    AllowedConnector {
+                        id: c.id.clone(),
+                        acts_for,
+                    }
+                });
             return Ok(Caller(allowed));
         }
         if state.dev_plain_provider_http
-            && let Some(id) = parts.headers.get(DEV_CONNECTOR_HEADER).and_then(|v| v.to_str().ok())
+            && let Some(id) = parts
+                .headers
+                .get(DEV_CONNECTOR_HEADER)
+                .and_then(|v| v.to_str().ok())
         {
-            let allowed = connectors
-                .by_id
-                .get(id)
-                .map(|c| AllowedConnector { id: c.id.clone(), acts_for: c.acts_for.clone() });
+            let allowed = connectors.by_id.get(id).map(|c| AllowedConnector {
+                id: c.id.clone(),
+                acts_for: c.acts_for.clone(),
+            });
             return Ok(Caller(allowed));
         }
         Ok(Caller(None))
@@ -103,15 +122,23 @@ impl FromRequestParts<AppState> for Caller {
 
 /// The request id of a request (set by the request-id layer when the caller sent none).
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
-    headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// Reads at most `limit` bytes of a body; a longer body is refused without reading the rest.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, String> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| format!("the request body is larger than {limit} bytes"))
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| format!("the request body is larger than {limit} bytes"))
 }
 
 /// The provider endpoints, relative to the configured base path.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/geslotenautorisatievraag/xacml3", post(closed_question::handle))
+    Router::new().route(
+        "/geslotenautorisatievraag/xacml3",
+        post(closed_question::handle),
+    )
 }

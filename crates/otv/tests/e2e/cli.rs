@@ -10,7 +10,7 @@ use crate::support::{OTV, Server, databases, otv, text};
 async fn serve_answers_health_readiness_and_metrics_and_stops_on_sigterm() {
     for db in databases().await {
         let server = Server::start(&db, &["--demo"]);
-        let http = reqwest::Client::new();
+        let http = crate::support::http();
 
         let health = http
             .get(server.url("/healthz"))
@@ -157,11 +157,31 @@ async fn start_up_refuses_bad_configuration_with_the_setting_named() {
     );
 
     // A broken replacement catalogue stops start-up, naming the entry.
-    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../otv-core/catalogue/default.toml")).unwrap();
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../otv-core/catalogue/default.toml"),
+    )
+    .unwrap();
     let broken = dir.path().join("catalogue.toml");
-    std::fs::write(&broken, shipped.replacen("data_category = \"GGC013\"", "data_category = \"GGC014\"", 1)).unwrap();
-    let (ok, msg) = run(&[("OTV_DATABASE_URL", &sqlite), ("OTV_CATALOGUE", broken.to_str().unwrap())], &["--demo", "serve"]);
-    assert!(!ok && msg.contains("holder_category[1] (DH-APO): data category `GGC014` is not listed"), "{msg}");
+    std::fs::write(
+        &broken,
+        shipped.replacen(
+            "data_category = \"GGC013\"",
+            "data_category = \"GGC014\"",
+            1,
+        ),
+    )
+    .unwrap();
+    let (ok, msg) = run(
+        &[
+            ("OTV_DATABASE_URL", &sqlite),
+            ("OTV_CATALOGUE", broken.to_str().unwrap()),
+        ],
+        &["--demo", "serve"],
+    );
+    assert!(
+        !ok && msg.contains("holder_category[1] (DH-APO): data category `GGC014` is not listed"),
+        "{msg}"
+    );
 
     // A file sets a value, the environment overrides it.
     let file = dir.path().join("otv.toml");

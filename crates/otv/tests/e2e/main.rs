@@ -4,4 +4,5 @@
 
 mod cli;
 mod closed_question;
+mod mtls;
 mod support;

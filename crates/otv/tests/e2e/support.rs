@@ -98,6 +98,8 @@ pub fn text(out: &Output) -> String {
 pub struct Server {
     child: Child,
     addr: String,
+    /// Log lines up to and including "listening".
+    pub startup: Vec<String>,
     logs: std::sync::mpsc::Receiver<String>,
 }
 
@@ -143,11 +145,26 @@ impl Server {
                 && v["message"] == "listening"
             {
                 let addr = v["addr"].as_str().unwrap().to_owned();
-                return Server { child, addr, logs };
+                return Server {
+                    child,
+                    addr,
+                    startup: seen,
+                    logs,
+                };
             }
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("otv serve did not start; it said:\n{}", seen.join("\n"));
+    }
+
+    /// The address of the mutual-TLS provider listener, when it runs.
+    pub fn provider_addr(&self) -> Option<String> {
+        self.startup.iter().find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            (v["message"] == "provider listener (mutual TLS)")
+                .then(|| v["addr"].as_str().unwrap().to_owned())
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -178,3 +195,19 @@ impl Server {
     }
 }
 
+/// A plain HTTP client (the rustls crypto provider installed first, as reqwest needs it once
+/// its TLS feature is on).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+impl Drop for Server {
+    /// A test that fails half-way must not leave a server running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
