@@ -49,6 +49,8 @@ pub struct AppState {
     pub dev_plain_provider_http: bool,
     /// Base path of the provider interfaces, e.g. `/mitz` (empty for the root).
     pub provider_base_path: String,
+    /// The `Audience` that open-question SAML assertions must name.
+    pub saml_audience: String,
 }
 
 /// Installs the process-wide Prometheus recorder. Call once per process.

@@ -182,6 +182,29 @@ pub(crate) fn profile_changed_payload(answers: &[Answer], audit_seq: i64) -> Str
 /// The outbox kind of a profile change.
 pub(crate) const PROFILE_CHANGED: &str = "profile-changed";
 
+/// A `subscriptions` row (holder_ura, holder_type, connector_id, source_system, gateway_system,
+/// endpoint, payload) as a [`Subscription`](crate::model::Subscription); the same on both
+/// backends.
+pub(crate) fn read_subscription<R>(row: &R) -> Result<crate::model::Subscription, StoreError>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let text = |i: usize| row.try_get::<String, usize>(i).map_err(StoreError::from);
+    Ok(crate::model::Subscription {
+        holder_ura: otv_core::Ura::parse(&text(0)?)
+            .map_err(|_| corrupt("subscriptions.holder_ura"))?,
+        holder_type: otv_core::OrgType::parse(&text(1)?)
+            .map_err(|_| corrupt("subscriptions.holder_type"))?,
+        connector_id: text(2)?,
+        source_system: text(3)?,
+        gateway_system: text(4)?,
+        endpoint: text(5)?,
+        payload: text(6)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,7 @@ pub use audit::{AuditEvent, AuditRecord, VerifyReport};
 pub use crypto::{KeyError, Keys};
 pub use model::{
     CitizenDetails, Connector, GeneratedCitizen, NewSubscription, Provider, StoreStats,
+    Subscription,
 };
 
 /// A storage error. Never carries a BSN.
@@ -90,6 +91,8 @@ pub trait Backend: Send + Sync {
 
     /// Registers subscriptions (localization).
     async fn insert_subscriptions(&self, subscriptions: &[NewSubscription]) -> Result<()>;
+    /// The active subscriptions for a patient (where records are), in registration order.
+    async fn subscriptions_of(&self, bsn: &Bsn) -> Result<Vec<Subscription>>;
 
     /// Appends to the audit log; returns the record's sequence number.
     async fn audit(&self, event: &AuditEvent) -> Result<i64>;

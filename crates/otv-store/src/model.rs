@@ -94,3 +94,22 @@ pub struct StoreStats {
     /// When the numbers were read.
     pub at: Option<DateTime<Utc>>,
 }
+
+/// A stored subscription (localization record), as the open question and notifications read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// The holder registered for the patient.
+    pub holder_ura: Ura,
+    /// The holder's organisation type.
+    pub holder_type: OrgType,
+    /// The connector that registered it.
+    pub connector_id: String,
+    /// Source system OID (`SourceId` in the open question).
+    pub source_system: String,
+    /// Exchange (gateway) system OID (`HomeCommunityId`).
+    pub gateway_system: String,
+    /// rest-hook endpoint.
+    pub endpoint: String,
+    /// Payload media type.
+    pub payload: String,
+}

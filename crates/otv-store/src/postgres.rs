@@ -27,6 +27,7 @@ use crate::audit::{
 use crate::codec::{self, AnswerCols, answer_columns, in_pseudonym_order};
 use crate::model::{
     CitizenDetails, Connector, GeneratedCitizen, NewSubscription, Provider, StoreStats,
+    Subscription,
 };
 use crate::{Backend, Keys, Result};
 
@@ -429,6 +430,19 @@ impl Backend for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(read_answer).collect()
+    }
+
+    async fn subscriptions_of(&self, bsn: &Bsn) -> Result<Vec<Subscription>> {
+        let pseudonym = self.keys.pseudonym(bsn);
+        let rows = sqlx::query(
+            "SELECT holder_ura, holder_type, connector_id, source_system, gateway_system, endpoint, payload \
+             FROM subscriptions WHERE status = 'active' AND citizen_id = \
+             (SELECT id FROM citizens WHERE bsn_pseudonym = $1) ORDER BY id",
+        )
+        .bind(&pseudonym[..])
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(codec::read_subscription).collect()
     }
 
     async fn answer_history(&self, bsn: &Bsn) -> Result<Vec<Answer>> {

@@ -33,6 +33,7 @@ use crate::codec::{
 };
 use crate::model::{
     CitizenDetails, Connector, GeneratedCitizen, NewSubscription, Provider, StoreStats,
+    Subscription,
 };
 use crate::{Backend, Keys, Result};
 
@@ -509,6 +510,19 @@ impl Backend for SqliteStore {
         .fetch_one(&self.read)
         .await?;
         read_answers_json(&json)
+    }
+
+    async fn subscriptions_of(&self, bsn: &Bsn) -> Result<Vec<Subscription>> {
+        let pseudonym = self.keys.pseudonym(bsn);
+        let rows = sqlx::query(
+            "SELECT holder_ura, holder_type, connector_id, source_system, gateway_system, endpoint, payload \
+             FROM subscriptions WHERE status = 'active' AND citizen_id = \
+             (SELECT id FROM citizens WHERE bsn_pseudonym = ?) ORDER BY id",
+        )
+        .bind(&pseudonym[..])
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(codec::read_subscription).collect()
     }
 
     async fn answer_history(&self, bsn: &Bsn) -> Result<Vec<Answer>> {

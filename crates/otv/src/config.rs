@@ -54,6 +54,9 @@ pub struct Config {
     /// Development only: the provider interfaces also on the plain-HTTP listener, with the
     /// connector named by the `X-Otv-Dev-Connector` header instead of a client certificate.
     pub dev_plain_provider_http: bool,
+    /// The `Audience` open-question SAML assertions must name (the value existing Mitz
+    /// connectors send by default, as in the public connector's requests).
+    pub saml_audience: String,
     /// The connector allow-list.
     pub connector: Vec<ConnectorConfig>,
 }
@@ -94,6 +97,7 @@ impl Default for Config {
             tls_server_key: None,
             tls_client_ca: None,
             dev_plain_provider_http: false,
+            saml_audience: "urn:oid:2.16.840.1.113883.2.4.3.111.2.1".into(),
             connector: Vec::new(),
         }
     }
@@ -119,6 +123,7 @@ const SETTINGS: &[&str] = &[
     "tls_server_key",
     "tls_client_ca",
     "dev_plain_provider_http",
+    "saml_audience",
 ];
 
 /// Validated settings, ready to use.
@@ -145,6 +150,8 @@ pub struct Settings {
     pub dev_plain_provider_http: bool,
     /// The connector allow-list.
     pub connectors: Vec<otv_store::Connector>,
+    /// Audience of open-question SAML assertions.
+    pub saml_audience: String,
 }
 
 /// The mutual-TLS provider listener's settings.
@@ -298,6 +305,7 @@ impl Config {
             provider_base_path: self.provider_base_path,
             dev_plain_provider_http: self.dev_plain_provider_http,
             connectors,
+            saml_audience: self.saml_audience,
             database_url: self.database_url,
             listen,
             default_policy: self.default_policy,

@@ -4,8 +4,8 @@
 
 use chrono::Utc;
 use otv_core::{
-    Actor, Answer, AnswerKey, AnswerState, Bsn, Catalogue, Channel, Effect, OrgType, Party,
-    Provenance, Ura,
+    Actor, Answer, AnswerKey, AnswerState, Bsn, Catalogue, Channel, ConsentOption, Effect, OrgType,
+    Party, Provenance, Ura,
 };
 use otv_store::{AuditEvent, CitizenDetails, Connector, NewSubscription, Provider, Store};
 
@@ -59,6 +59,8 @@ pub fn connectors() -> anyhow::Result<Vec<Connector>> {
 
 /// The test citizen who says yes to every option.
 pub const BSN_PERMIT_ALL: &str = "900203638";
+/// The test citizen who lets GPs and pharmacies make data available, and nobody else.
+pub const BSN_GP_AND_PHARMACY: &str = "900203663";
 /// The test citizen who says no to every option.
 pub const BSN_DENY_ALL: &str = "900203651";
 
@@ -75,25 +77,24 @@ pub async fn load(store: &Store, catalogue: &Catalogue) -> anyhow::Result<()> {
         })
         .collect::<Result<_, otv_core::IdError>>()?;
     store.upsert_providers(&providers).await?;
-    for (id, name, uras) in CONNECTORS {
-        let acts_for = uras
-            .iter()
-            .map(|u| Ura::parse(u))
-            .collect::<Result<_, _>>()?;
-        store
-            .upsert_connector(&Connector {
-                id: (*id).into(),
-                name: (*name).into(),
-                certificate_sha256: None,
-                acts_for,
-            })
-            .await?;
+    for connector in connectors()? {
+        store.upsert_connector(&connector).await?;
     }
 
-    for (bsn, effect) in [
-        (BSN_PERMIT_ALL, Effect::Permit),
-        (BSN_DENY_ALL, Effect::Deny),
-    ] {
+    /// How a demo citizen answers one option.
+    type Choice = fn(&ConsentOption) -> Effect;
+    let citizens: [(&str, Choice); 3] = [
+        (BSN_PERMIT_ALL, |_| Effect::Permit),
+        (BSN_DENY_ALL, |_| Effect::Deny),
+        (BSN_GP_AND_PHARMACY, |o| {
+            if matches!(o.holder.as_str(), "DH-HA" | "DH-APO") {
+                Effect::Permit
+            } else {
+                Effect::Deny
+            }
+        }),
+    ];
+    for (bsn, effect_of) in citizens {
         let bsn = Bsn::parse(bsn)?;
         store
             .upsert_citizen(&bsn, &CitizenDetails::default())
@@ -109,7 +110,7 @@ pub async fn load(store: &Store, catalogue: &Catalogue) -> anyhow::Result<()> {
                         data_category: o.data_category.clone(),
                         consulter: Party::Category(o.consulter.clone()),
                     },
-                    effect,
+                    effect: effect_of(o),
                     valid_from: now,
                     valid_until: None,
                     state: AnswerState::Active,

@@ -175,10 +175,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo => {
             demo::load(&store, &settings.catalogue).await?;
             println!(
-                "demo data loaded: {} providers, test citizens {} (yes to all) and {} (no to all)",
+                "demo data loaded: {} providers; test citizens {} (yes to all), {} (no to all), {} (yes for GPs and pharmacies only)",
                 demo::PROVIDERS.len(),
                 demo::BSN_PERMIT_ALL,
-                demo::BSN_DENY_ALL
+                demo::BSN_DENY_ALL,
+                demo::BSN_GP_AND_PHARMACY
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -232,6 +233,7 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<ExitCode> {
         connectors: Arc::new(otv_server::provider::Connectors::new(connectors)),
         dev_plain_provider_http: settings.dev_plain_provider_http,
         provider_base_path: settings.provider_base_path.clone(),
+        saml_audience: settings.saml_audience.clone(),
     };
     // One shutdown signal for both listeners.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());

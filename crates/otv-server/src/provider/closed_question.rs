@@ -16,39 +16,11 @@ use otv_core::{Effect, Outcome, Question, decide};
 use otv_store::AuditEvent;
 use otv_wire::{
     ClosedQuestionRequest, Decision, FaultCode, closed_question_response, parse_closed_question,
-    soap_fault,
 };
 use serde_json::json;
 
-use super::{Caller, read_body};
+use super::{Caller, audit_rejection, fault, read_body, soap_media_type};
 use crate::AppState;
-
-/// Media types a closed question may come in: SOAP 1.2's own, and `text/xml`, which some
-/// connectors send.
-fn acceptable_media_type(headers: &HeaderMap) -> bool {
-    let Some(value) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    matches!(essence.as_str(), "application/soap+xml" | "text/xml")
-}
-
-fn fault(status: StatusCode, code: FaultCode, reason: &str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, otv_wire::SOAP_CONTENT_TYPE)],
-        soap_fault(code, reason),
-    )
-        .into_response()
-}
 
 /// The handler.
 pub async fn handle(
@@ -60,11 +32,19 @@ pub async fn handle(
     let request_id = super::request_id(&headers);
     let connector_id = caller.connector().map(|c| c.id.as_str());
     let rejected = async |status, reason: String, kind: &str| {
-        audit_rejection(&state, request_id.clone(), connector_id, kind, &reason).await;
+        audit_rejection(
+            &state,
+            "closed-question",
+            request_id.clone(),
+            connector_id,
+            kind,
+            &reason,
+        )
+        .await;
         fault(status, FaultCode::Sender, &reason)
     };
 
-    if !acceptable_media_type(&headers) {
+    if !soap_media_type(&headers) {
         return rejected(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/soap+xml (or text/xml)".into(),
@@ -215,34 +195,5 @@ fn audit_event(
             "policy": state.policy,
             "results": results,
         }),
-    }
-}
-
-/// Refused questions are audited too (who tried, why), without a patient: a refused request's
-/// BSN is not trusted enough to pseudonymise and is never logged.
-async fn audit_rejection(
-    state: &AppState,
-    request_id: Option<String>,
-    connector: Option<&str>,
-    kind: &str,
-    reason: &str,
-) {
-    metrics::counter!("otv_closed_question_rejected_total", "kind" => kind.to_owned()).increment(1);
-    let event = AuditEvent {
-        at: Utc::now(),
-        event: "closed-question-rejected".into(),
-        actor: connector.map_or_else(
-            || "unknown-connector".to_owned(),
-            |c| format!("connector:{c}"),
-        ),
-        request_id,
-        decision: Some("rejected".into()),
-        reason: Some(kind.into()),
-        channel: Some("soap".into()),
-        details: json!({ "problem": reason }),
-        ..AuditEvent::default()
-    };
-    if let Err(e) = state.store.audit(&event).await {
-        tracing::error!(error = %e, "the audit record of a refused closed question could not be written");
     }
 }

@@ -3,6 +3,7 @@
 //! submodule is one endpoint.
 
 pub mod closed_question;
+pub mod open_question;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,11 +11,15 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::FromRequestParts;
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use chrono::Utc;
 use otv_core::Ura;
+use otv_store::AuditEvent;
 use otv_store::Connector;
+use otv_wire::{FaultCode, soap_fault};
 
 use crate::identity::ClientIdentity;
 use crate::{AppState, REQUEST_ID};
@@ -137,8 +142,69 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, String> {
 
 /// The provider endpoints, relative to the configured base path.
 pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/geslotenautorisatievraag/xacml3",
-        post(closed_question::handle),
+    Router::new()
+        .route(
+            "/geslotenautorisatievraag/xacml3",
+            post(closed_question::handle),
+        )
+        .route("/openautorisatievraag", post(open_question::handle))
+}
+
+/// Whether a SOAP request came with an acceptable media type: SOAP 1.2's own, or `text/xml`,
+/// which some connectors send.
+pub fn soap_media_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    matches!(essence.as_str(), "application/soap+xml" | "text/xml")
+}
+
+/// A SOAP 1.2 fault response.
+pub fn fault(status: StatusCode, code: FaultCode, reason: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, otv_wire::SOAP_CONTENT_TYPE)],
+        soap_fault(code, reason),
     )
+        .into_response()
+}
+
+/// Refused requests are audited too (who tried, why), without a patient: the BSN of a request
+/// that failed validation or authorisation is not trusted enough to pseudonymise into the log.
+pub async fn audit_rejection(
+    state: &AppState,
+    interface: &str,
+    request_id: Option<String>,
+    connector: Option<&str>,
+    kind: &str,
+    reason: &str,
+) {
+    metrics::counter!("otv_provider_rejected_total", "interface" => interface.to_owned(), "kind" => kind.to_owned())
+        .increment(1);
+    let event = AuditEvent {
+        at: Utc::now(),
+        event: format!("{interface}-rejected"),
+        actor: connector.map_or_else(
+            || "unknown-connector".to_owned(),
+            |c| format!("connector:{c}"),
+        ),
+        request_id,
+        decision: Some("rejected".into()),
+        reason: Some(kind.into()),
+        channel: Some("soap".into()),
+        details: serde_json::json!({ "problem": reason }),
+        ..AuditEvent::default()
+    };
+    if let Err(e) = state.store.audit(&event).await {
+        tracing::error!(error = %e, interface, "the audit record of a refused request could not be written");
+    }
 }

@@ -5,4 +5,5 @@
 mod cli;
 mod closed_question;
 mod mtls;
+mod open_question;
 mod support;
