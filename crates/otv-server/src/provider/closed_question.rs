@@ -7,19 +7,17 @@
 //! only then answer. When reading the answers or writing the audit record fails, every data
 //! category is answered `Indeterminate`: an otv error is never a Permit.
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use otv_core::{Effect, Outcome, Question, decide};
 use otv_store::AuditEvent;
-use otv_wire::{
-    ClosedQuestionRequest, Decision, FaultCode, closed_question_response, parse_closed_question,
-};
+use otv_wire::{ClosedQuestionRequest, Decision, closed_question_response, parse_closed_question};
 use serde_json::json;
 
-use super::{Caller, audit_rejection, fault, read_body, soap_media_type};
+use super::{Caller, Received, receive};
 use crate::AppState;
 
 /// The handler.
@@ -29,53 +27,24 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request_id = super::request_id(&headers);
-    let connector_id = caller.connector().map(|c| c.id.as_str());
-    let rejected = async |status, reason: String, kind: &str| {
-        audit_rejection(
-            &state,
-            "closed-question",
-            request_id.clone(),
-            connector_id,
-            kind,
-            &reason,
-        )
-        .await;
-        fault(status, FaultCode::Sender, &reason)
-    };
-
-    if !soap_media_type(&headers) {
-        return rejected(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/soap+xml (or text/xml)".into(),
-            "media-type",
-        )
-        .await;
-    }
-    let bytes: Bytes = match read_body(body, otv_wire::MAX_INPUT_BYTES).await {
-        Ok(b) => b,
-        Err(reason) => return rejected(StatusCode::PAYLOAD_TOO_LARGE, reason, "too-large").await,
-    };
-    let request = match parse_closed_question(&bytes) {
+    let received = receive(
+        &state,
+        "closed-question",
+        caller,
+        &headers,
+        body,
+        parse_closed_question,
+        |q| &q.holder.ura,
+    )
+    .await;
+    let Received {
+        request,
+        connector,
+        request_id,
+    } = match received {
         Ok(r) => r,
-        Err(e) => return rejected(StatusCode::BAD_REQUEST, e.to_string(), "malformed").await,
+        Err(refusal) => return refusal,
     };
-    let Some(connector) = caller.connector() else {
-        return rejected(
-            StatusCode::FORBIDDEN,
-            "the client certificate is not an allowed connector".into(),
-            "unknown-connector",
-        )
-        .await;
-    };
-    if !connector.acts_for.contains(&request.holder.ura) {
-        let reason = format!(
-            "connector `{}` may not act for URA {}",
-            connector.id, request.holder.ura
-        );
-        return rejected(StatusCode::FORBIDDEN, reason, "not-allowed-for-ura").await;
-    }
-
     let decisions = answer(&state, &request, &connector.id, request_id).await;
     let outcomes: Vec<_> = request
         .data_categories

@@ -134,7 +134,7 @@ pub fn request_id(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Reads at most `limit` bytes of a body; a longer body is refused without reading the rest.
-pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, String> {
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, String> {
     axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| format!("the request body is larger than {limit} bytes"))
@@ -152,7 +152,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Whether a SOAP request came with an acceptable media type: SOAP 1.2's own, or `text/xml`,
 /// which some connectors send.
-pub fn soap_media_type(headers: &HeaderMap) -> bool {
+fn soap_media_type(headers: &HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -180,7 +180,7 @@ pub fn fault(status: StatusCode, code: FaultCode, reason: &str) -> Response {
 
 /// Refused requests are audited too (who tried, why), without a patient: the BSN of a request
 /// that failed validation or authorisation is not trusted enough to pseudonymise into the log.
-pub async fn audit_rejection(
+async fn audit_rejection(
     state: &AppState,
     interface: &str,
     request_id: Option<String>,
@@ -207,4 +207,70 @@ pub async fn audit_rejection(
     if let Err(e) = state.store.audit(&event).await {
         tracing::error!(error = %e, interface, "the audit record of a refused request could not be written");
     }
+}
+
+/// A SOAP request that passed the checks every provider interface makes, in this order:
+/// media type (415), size (413), decoding (400, naming what is wrong), a known connector (403)
+/// that may act for the URA the request speaks for (403). Each refusal is a SOAP Sender fault
+/// and is audited.
+pub struct Received<T> {
+    /// The decoded request.
+    pub request: T,
+    /// The connector that sent it.
+    pub connector: AllowedConnector,
+    /// The request id.
+    pub request_id: Option<String>,
+}
+
+/// Runs the intake checks for `interface` (e.g. `closed-question`). `decode` turns the body into
+/// the request; `acting_for` names the URA the connector must be allowed to act for.
+pub async fn receive<T>(
+    state: &AppState,
+    interface: &str,
+    caller: Caller,
+    headers: &HeaderMap,
+    body: Body,
+    decode: impl FnOnce(&[u8]) -> Result<T, otv_wire::WireError>,
+    acting_for: impl FnOnce(&T) -> &Ura,
+) -> Result<Received<T>, Response> {
+    let request_id = request_id(headers);
+    let connector_id = caller.connector().map(|c| c.id.clone());
+    let refuse = async |status, kind: &str, reason: String| {
+        audit_rejection(
+            state,
+            interface,
+            request_id.clone(),
+            connector_id.as_deref(),
+            kind,
+            &reason,
+        )
+        .await;
+        fault(status, FaultCode::Sender, &reason)
+    };
+    if !soap_media_type(headers) {
+        let reason = "Content-Type must be application/soap+xml (or text/xml)".to_owned();
+        return Err(refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "media-type", reason).await);
+    }
+    let bytes = match read_body(body, otv_wire::MAX_INPUT_BYTES).await {
+        Ok(b) => b,
+        Err(reason) => return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "too-large", reason).await),
+    };
+    let request = match decode(&bytes) {
+        Ok(r) => r,
+        Err(e) => return Err(refuse(StatusCode::BAD_REQUEST, "malformed", e.to_string()).await),
+    };
+    let Some(connector) = caller.0 else {
+        let reason = "the client certificate is not an allowed connector".to_owned();
+        return Err(refuse(StatusCode::FORBIDDEN, "unknown-connector", reason).await);
+    };
+    let ura = acting_for(&request);
+    if !connector.acts_for.contains(ura) {
+        let reason = format!("connector `{}` may not act for URA {ura}", connector.id);
+        return Err(refuse(StatusCode::FORBIDDEN, "not-allowed-for-ura", reason).await);
+    }
+    Ok(Received {
+        request,
+        connector,
+        request_id,
+    })
 }

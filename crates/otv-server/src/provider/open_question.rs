@@ -18,7 +18,7 @@ use otv_wire::{
 };
 use serde_json::json;
 
-use super::{Caller, audit_rejection, fault, read_body, soap_media_type};
+use super::{Caller, Received, fault, receive};
 use crate::AppState;
 
 /// The handler.
@@ -28,44 +28,25 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request_id = super::request_id(&headers);
-    let connector_id = caller.connector().map(|c| c.id.as_str());
-    let rejected = async |status, reason: String, kind: &str| {
-        audit_rejection(
-            &state,
-            "open-question",
-            request_id.clone(),
-            connector_id,
-            kind,
-            &reason,
-        )
-        .await;
-        fault(status, FaultCode::Sender, &reason)
-    };
-    if !soap_media_type(&headers) {
-        let reason = "Content-Type must be application/soap+xml (or text/xml)".to_owned();
-        return rejected(StatusCode::UNSUPPORTED_MEDIA_TYPE, reason, "media-type").await;
-    }
-    let bytes = match read_body(body, otv_wire::MAX_INPUT_BYTES).await {
-        Ok(b) => b,
-        Err(reason) => return rejected(StatusCode::PAYLOAD_TOO_LARGE, reason, "too-large").await,
-    };
-    let request = match parse_open_question(&bytes, Utc::now(), &state.saml_audience) {
+    let decode = |xml: &[u8]| parse_open_question(xml, Utc::now(), &state.saml_audience);
+    let received = receive(
+        &state,
+        "open-question",
+        caller,
+        &headers,
+        body,
+        decode,
+        |q| &q.consulter.ura,
+    )
+    .await;
+    let Received {
+        request,
+        connector,
+        request_id,
+    } = match received {
         Ok(r) => r,
-        Err(e) => return rejected(StatusCode::BAD_REQUEST, e.to_string(), "malformed").await,
+        Err(refusal) => return refusal,
     };
-    let Some(connector) = caller.connector() else {
-        let reason = "the client certificate is not an allowed connector".to_owned();
-        return rejected(StatusCode::FORBIDDEN, reason, "unknown-connector").await;
-    };
-    if !connector.acts_for.contains(&request.consulter.ura) {
-        let reason = format!(
-            "connector `{}` may not act for URA {}",
-            connector.id, request.consulter.ura
-        );
-        return rejected(StatusCode::FORBIDDEN, reason, "not-allowed-for-ura").await;
-    }
-
     match locate(&state, &request, &connector.id, request_id).await {
         Ok(locations) => {
             let body = open_question_response(
