@@ -138,7 +138,7 @@ async fn closed_questions_are_decided_refused_and_audited() {
             &server,
             Some("demo-lsp"),
             SOAP,
-            "<a>".repeat(20 * 1024 * 1024 / 3),
+            "<a>".repeat(50 * 1024 * 1024 / 3),
         )
         .await;
         assert_eq!(
