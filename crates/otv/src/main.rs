@@ -199,13 +199,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(settings: Settings, store: Store) -> anyhow::Result<ExitCode> {
+    let mut connectors = settings.connectors.clone();
     if settings.demo {
         demo::load(&store, &settings.catalogue)
             .await
             .context("loading demo data")?;
-    }
-    let mut connectors = settings.connectors.clone();
-    if settings.demo {
         // Demo connectors without a configured certificate stay usable on the development
         // listener (by header), never on the mutual-TLS one.
         for c in demo::connectors()? {
@@ -214,6 +212,8 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    // After the demo data, so that a configured connector (e.g. the sandbox's, with its
+    // certificate) replaces the demo entry of the same id.
     for c in &settings.connectors {
         store
             .upsert_connector(c)

@@ -45,7 +45,7 @@ pub async fn handle(
         Ok(r) => r,
         Err(refusal) => return refusal,
     };
-    let decisions = answer(&state, &request, &connector.id, request_id).await;
+    let decisions = answer(&state, &request, connector.id(), request_id).await;
     let outcomes: Vec<_> = request
         .data_categories
         .iter()

@@ -5,7 +5,7 @@
 pub mod closed_question;
 pub mod open_question;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::Router;
@@ -28,11 +28,19 @@ use crate::{AppState, REQUEST_ID};
 /// client certificate. Honoured only when the development flag is set.
 pub const DEV_CONNECTOR_HEADER: &str = "x-otv-dev-connector";
 
+/// One allow-listed connector, with the URAs it may act for as a set: an exchange system may
+/// act for tens of thousands, and every request asks.
+#[derive(Debug)]
+struct Entry {
+    id: String,
+    acts_for: HashSet<Ura>,
+}
+
 /// The connector allow-list, by certificate fingerprint and by id.
 #[derive(Debug, Default)]
 pub struct Connectors {
-    by_fingerprint: HashMap<String, Arc<Connector>>,
-    by_id: HashMap<String, Arc<Connector>>,
+    by_fingerprint: HashMap<String, Arc<Entry>>,
+    by_id: HashMap<String, Arc<Entry>>,
 }
 
 impl Connectors {
@@ -40,44 +48,40 @@ impl Connectors {
     pub fn new(connectors: impl IntoIterator<Item = Connector>) -> Connectors {
         let mut list = Connectors::default();
         for c in connectors {
-            let c = Arc::new(c);
+            let entry = Arc::new(Entry {
+                id: c.id.clone(),
+                acts_for: c.acts_for.into_iter().collect(),
+            });
             if let Some(fp) = &c.certificate_sha256 {
                 list.by_fingerprint
-                    .insert(fp.to_ascii_lowercase(), c.clone());
+                    .insert(fp.to_ascii_lowercase(), entry.clone());
             }
-            list.by_id.insert(c.id.clone(), c);
+            list.by_id.insert(c.id, entry);
         }
         list
     }
-
-    /// Number of connectors.
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    /// Whether the list is empty.
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
 }
 
-/// The caller of a provider endpoint: the allow-listed connector, with the URAs it may act
-/// for (its allow-list entry plus the URA in its UZI server certificate), or nobody.
+/// The caller of a provider endpoint: an allow-listed connector, or nobody.
 pub struct Caller(Option<AllowedConnector>);
 
-/// A connector as allowed for this request.
+/// A connector as allowed for this request: its allow-list entry, plus the URA in its UZI
+/// server certificate.
 #[derive(Debug, Clone)]
 pub struct AllowedConnector {
-    /// The connector's id.
-    pub id: String,
-    /// The URAs it may act for.
-    pub acts_for: Vec<Ura>,
+    entry: Arc<Entry>,
+    certificate_ura: Option<Ura>,
 }
 
-impl Caller {
-    /// The allowed connector, if the caller is one.
-    pub fn connector(&self) -> Option<&AllowedConnector> {
-        self.0.as_ref()
+impl AllowedConnector {
+    /// The connector's id.
+    pub fn id(&self) -> &str {
+        &self.entry.id
+    }
+
+    /// Whether it may act for `ura`.
+    pub fn may_act_for(&self, ura: &Ura) -> bool {
+        self.certificate_ura.as_ref() == Some(ura) || self.entry.acts_for.contains(ura)
     }
 }
 
@@ -93,19 +97,9 @@ impl FromRequestParts<AppState> for Caller {
             let allowed = connectors
                 .by_fingerprint
                 .get(&identity.certificate_sha256)
-                .map(|c| {
-                    let mut acts_for = c.acts_for.clone();
-                    acts_for.extend(
-                        identity
-                            .ura
-                            .iter()
-                            .filter(|u| !c.acts_for.contains(u))
-                            .cloned(),
-                    );
-                    AllowedConnector {
-                        id: c.id.clone(),
-                        acts_for,
-                    }
+                .map(|entry| AllowedConnector {
+                    entry: entry.clone(),
+                    certificate_ura: identity.ura.clone(),
                 });
             return Ok(Caller(allowed));
         }
@@ -115,9 +109,9 @@ impl FromRequestParts<AppState> for Caller {
                 .get(DEV_CONNECTOR_HEADER)
                 .and_then(|v| v.to_str().ok())
         {
-            let allowed = connectors.by_id.get(id).map(|c| AllowedConnector {
-                id: c.id.clone(),
-                acts_for: c.acts_for.clone(),
+            let allowed = connectors.by_id.get(id).map(|entry| AllowedConnector {
+                entry: entry.clone(),
+                certificate_ura: None,
             });
             return Ok(Caller(allowed));
         }
@@ -126,7 +120,7 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// The request id of a request (set by the request-id layer when the caller sent none).
-pub fn request_id(headers: &HeaderMap) -> Option<String> {
+fn request_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
@@ -234,7 +228,7 @@ pub async fn receive<T>(
     acting_for: impl FnOnce(&T) -> &Ura,
 ) -> Result<Received<T>, Response> {
     let request_id = request_id(headers);
-    let connector_id = caller.connector().map(|c| c.id.clone());
+    let connector_id = caller.0.as_ref().map(|c| c.id().to_owned());
     let refuse = async |status, kind: &str, reason: String| {
         audit_rejection(
             state,
@@ -264,8 +258,8 @@ pub async fn receive<T>(
         return Err(refuse(StatusCode::FORBIDDEN, "unknown-connector", reason).await);
     };
     let ura = acting_for(&request);
-    if !connector.acts_for.contains(ura) {
-        let reason = format!("connector `{}` may not act for URA {ura}", connector.id);
+    if !connector.may_act_for(ura) {
+        let reason = format!("connector `{}` may not act for URA {ura}", connector.id());
         return Err(refuse(StatusCode::FORBIDDEN, "not-allowed-for-ura", reason).await);
     }
     Ok(Received {

@@ -47,7 +47,7 @@ pub async fn handle(
         Ok(r) => r,
         Err(refusal) => return refusal,
     };
-    match locate(&state, &request, &connector.id, request_id).await {
+    match locate(&state, &request, connector.id(), request_id).await {
         Ok(locations) => {
             let body = open_question_response(
                 &request.message_id,
