@@ -7,7 +7,10 @@
 //! here) that is echoed in the response and recorded on the request's log span.
 #![deny(missing_docs)]
 
+pub mod access;
+pub mod closed_question;
 pub mod identity;
+pub mod import;
 pub mod provider;
 pub mod tls;
 
@@ -51,6 +54,11 @@ pub struct AppState {
     pub provider_base_path: String,
     /// The `Audience` that open-question SAML assertions must name.
     pub saml_audience: String,
+    /// The per-connector rate limit of the subscription endpoints.
+    pub subscription_throttle: Arc<provider::subscription::Throttle>,
+    /// Who may sign an open question's SAML assertion: certificates chaining to the provider
+    /// trust store. `None` (no trust store configured) refuses every signed assertion.
+    pub saml_signers: Option<Arc<tls::SignerTrust>>,
 }
 
 /// Installs the process-wide Prometheus recorder. Call once per process.
@@ -67,9 +75,12 @@ fn operational_routes() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .merge(access::openapi_routes())
 }
 
 fn with_provider_routes(router: Router<AppState>, base: &str) -> Router<AppState> {
+    // otv's own JSON interfaces are at absolute paths, not under the Mitz base path.
+    let router = router.merge(access::routes());
     let base = base.trim_end_matches('/');
     if base.is_empty() {
         router.merge(provider::routes())
@@ -88,10 +99,13 @@ pub fn router(state: AppState) -> Router {
     with_middleware(routes, state)
 }
 
-/// The router of the mutual-TLS provider listener: the provider interfaces and health.
+/// The router of the mutual-TLS provider listener: the provider interfaces, otv's own JSON
+/// interfaces, health and the OpenAPI document.
 pub fn provider_router(state: AppState) -> Router {
     let routes = with_provider_routes(
-        Router::new().route("/healthz", get(healthz)),
+        Router::new()
+            .route("/healthz", get(healthz))
+            .merge(access::openapi_routes()),
         &state.provider_base_path,
     );
     with_middleware(routes, state)

@@ -8,6 +8,8 @@
 //!   fingerprint, subject, and the URA of a UZI server certificate (see below).
 //! * [`serve_mtls`] accepts connections, completes the handshake, reads the identity once per
 //!   connection, serves HTTP/1.1 and HTTP/2 (ALPN), and shuts down gracefully.
+//! * [`SignerTrust`] checks the signer certificate of an XUA assertion against the same trust
+//!   store.
 //! * [`testpki`] issues a test PKI for `otv sandbox` and the tests.
 //!
 //! # Why tokio-rustls and hyper-util, not axum-server
@@ -52,8 +54,9 @@ use hyper_util::server::conn::auto;
 use rustls::RootCertStore;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -68,6 +71,8 @@ pub use certificate::{
 
 /// How long a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may take to finish its requests once shutdown began.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an HTTP/1.1 client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -100,23 +105,7 @@ pub fn server_config(settings: &TlsSettings) -> anyhow::Result<Arc<ServerConfig>
         )
     })?;
 
-    let ca_path = &settings.client_ca_pem;
-    let mut roots = RootCertStore::empty();
-    for (i, ca) in read_certificates(ca_path, "client CA")?
-        .into_iter()
-        .enumerate()
-    {
-        roots.add(ca).with_context(|| {
-            format!(
-                "client CA {}: certificate {} is not a usable trust anchor",
-                ca_path.display(),
-                i + 1
-            )
-        })?;
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .with_context(|| format!("client CA {}", ca_path.display()))?;
+    let verifier = client_verifier(&settings.client_ca_pem, &provider)?;
 
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -132,6 +121,56 @@ pub fn server_config(settings: &TlsSettings) -> anyhow::Result<Arc<ServerConfig>
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// A verifier of client certificates against the CA certificates in `ca_path`.
+fn client_verifier(
+    ca_path: &Path,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> anyhow::Result<Arc<dyn ClientCertVerifier>> {
+    let mut roots = RootCertStore::empty();
+    for (i, ca) in read_certificates(ca_path, "client CA")?
+        .into_iter()
+        .enumerate()
+    {
+        roots.add(ca).with_context(|| {
+            format!(
+                "client CA {}: certificate {} is not a usable trust anchor",
+                ca_path.display(),
+                i + 1
+            )
+        })?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .with_context(|| format!("client CA {}", ca_path.display()))
+}
+
+/// Decides whether the certificate that signed an XUA assertion (open question) is trusted: it
+/// must chain to the same trust store as the client certificates of the provider listener, be
+/// valid now, and be meant for client authentication, as a connector's UZI server certificate
+/// is. A valid signature by just any certificate proves nothing about who made the assertion.
+pub struct SignerTrust {
+    verifier: Arc<dyn ClientCertVerifier>,
+}
+
+impl SignerTrust {
+    /// The trust store of the provider listener (`tls_client_ca`).
+    pub fn from_pem(ca_path: &Path) -> anyhow::Result<SignerTrust> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        Ok(SignerTrust {
+            verifier: client_verifier(ca_path, &provider)?,
+        })
+    }
+
+    /// `Ok` when the DER certificate `signer` is trusted now; otherwise why not.
+    pub fn check(&self, signer: &[u8]) -> Result<(), String> {
+        let certificate = CertificateDer::from(signer);
+        self.verifier
+            .verify_client_cert(&certificate, &[], UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
 }
 
 fn read_certificates(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
@@ -276,7 +315,15 @@ async fn connection(
             outcome = conn.as_mut() => outcome,
             () = stop_requested(&mut stopped) => {
                 conn.as_mut().graceful_shutdown();
-                conn.await
+                // A client that never reads (and so never sees the GOAWAY or the close) must not
+                // hold the shutdown up for ever.
+                match tokio::time::timeout(DRAIN_TIMEOUT, conn.as_mut()).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        tracing::info!("provider connection did not drain in time; closed");
+                        Ok(())
+                    }
+                }
             }
         };
         if let Err(e) = outcome {

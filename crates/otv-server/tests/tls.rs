@@ -519,3 +519,27 @@ fn what_is_not_a_certificate_is_unreadable() {
         Err(IdentityError::Unreadable(_))
     ));
 }
+
+/// The signer of an open question's SAML assertion is trusted only when its certificate chains
+/// to the provider trust store and is meant for client authentication.
+#[test]
+fn assertion_signers_must_chain_to_the_trust_store() {
+    let pki = pki();
+    let trust = tls::SignerTrust::from_pem(&pki.settings.client_ca_pem).unwrap();
+
+    assert_eq!(trust.check(&huisarts(&pki.ca).der), Ok(()));
+
+    let stranger = trust.check(&huisarts(&pki.rogue).der).unwrap_err();
+    assert!(stranger.contains("UnknownIssuer"), "{stranger}");
+
+    let ca_itself = trust.check(&pki.ca.certificate().der);
+    assert!(ca_itself.is_err(), "a CA certificate is not a signer");
+
+    let server_only = pki.ca.server_certificate(&["localhost"]).unwrap();
+    assert!(
+        trust.check(&server_only.der).is_err(),
+        "a certificate without clientAuth is not a connector's"
+    );
+
+    assert!(trust.check(b"not a certificate").is_err());
+}

@@ -40,6 +40,26 @@ pub struct AuditEvent {
     pub details: serde_json::Value,
 }
 
+impl AuditEvent {
+    /// This event about the subscription `id`: the id joins the details and, when given,
+    /// `outcome` becomes the decision.
+    pub(crate) fn about_subscription(&self, id: uuid::Uuid, outcome: Option<&str>) -> AuditEvent {
+        let mut event = self.clone();
+        match &mut event.details {
+            serde_json::Value::Object(map) => {
+                map.insert("subscription".into(), serde_json::json!(id));
+            }
+            other => {
+                *other = serde_json::json!({ "subscription": id, "details": other.clone() });
+            }
+        }
+        if let Some(outcome) = outcome {
+            event.decision = Some(outcome.into());
+        }
+        event
+    }
+}
+
 /// A stored audit record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {

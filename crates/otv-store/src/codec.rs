@@ -205,6 +205,67 @@ where
     })
 }
 
+/// The query of one subscription by connector and id, with its citizen's BSN columns, as every
+/// backend runs it, with that backend's placeholders for the two parameters (`?` or `$1`, `$2`).
+macro_rules! subscription_record_query {
+    ($connector:literal, $id:literal) => {
+        concat!(
+            "SELECT s.id, s.status, s.holder_ura, s.holder_type, s.connector_id, s.source_system, ",
+            "s.gateway_system, s.endpoint, s.payload, s.birth_date, c.bsn_encrypted, c.bsn_pseudonym ",
+            "FROM subscriptions s JOIN citizens c ON c.id = s.citizen_id ",
+            "WHERE s.connector_id = ",
+            $connector,
+            " AND s.id = ",
+            $id
+        )
+    };
+}
+pub(crate) use subscription_record_query;
+
+/// A row of [`subscription_record_query!`], as either backend decodes it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SubscriptionRow {
+    id: uuid::Uuid,
+    status: String,
+    holder_ura: String,
+    holder_type: String,
+    connector_id: String,
+    source_system: String,
+    gateway_system: String,
+    endpoint: String,
+    payload: String,
+    birth_date: Option<chrono::NaiveDate>,
+    bsn_encrypted: Vec<u8>,
+    bsn_pseudonym: Vec<u8>,
+}
+
+impl SubscriptionRow {
+    /// The record this row holds, the BSN decrypted.
+    pub(crate) fn into_record(
+        self,
+        keys: &Keys,
+    ) -> Result<crate::model::SubscriptionRecord, StoreError> {
+        Ok(crate::model::SubscriptionRecord {
+            id: self.id,
+            state: crate::model::SubscriptionState::parse(&self.status)
+                .ok_or_else(|| corrupt("subscriptions.status"))?,
+            registration: NewSubscription {
+                bsn: keys.decrypt_bsn(&self.bsn_encrypted, &self.bsn_pseudonym)?,
+                birth_date: self.birth_date,
+                holder_ura: Ura::parse(&self.holder_ura)
+                    .map_err(|_| corrupt("subscriptions.holder_ura"))?,
+                holder_type: otv_core::OrgType::parse(&self.holder_type)
+                    .map_err(|_| corrupt("subscriptions.holder_type"))?,
+                connector_id: self.connector_id,
+                source_system: self.source_system,
+                gateway_system: self.gateway_system,
+                endpoint: self.endpoint,
+                payload: self.payload,
+            },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 mod audit;
+mod audit_writer;
 mod codec;
 mod crypto;
 pub mod generate;
@@ -30,8 +31,11 @@ use otv_core::{Answer, Bsn};
 pub use audit::{AuditEvent, AuditRecord, VerifyReport};
 pub use crypto::{KeyError, Keys};
 pub use model::{
-    CitizenDetails, Connector, GeneratedCitizen, NewSubscription, Provider, StoreStats,
-    Subscription,
+    CitizenDetails, Connector, GeneratedCitizen, NewSubscription, Provider, Registration,
+    StoreStats, Subscription, SubscriptionChange, SubscriptionRecord, SubscriptionState,
+};
+pub use model::{
+    ImportChunk, ImportCommit, ImportIssue, ImportProgress, ImportRefusal, MAX_STORED_REFUSALS,
 };
 
 /// A storage error. Never carries a BSN.
@@ -46,6 +50,9 @@ pub enum StoreError {
     /// Stored data could not be read back (corrupt row, wrong key).
     #[error("stored data is not readable: {0}")]
     Corrupt(String),
+    /// An audit record could not be appended (its batch failed, or the writer stopped).
+    #[error("audit log: {0}")]
+    AuditLog(String),
     /// The database URL names no supported backend.
     #[error("unsupported database URL scheme (use sqlite: or postgres:)")]
     UnsupportedUrl,
@@ -93,8 +100,45 @@ pub trait Backend: Send + Sync {
     async fn insert_subscriptions(&self, subscriptions: &[NewSubscription]) -> Result<()>;
     /// The active subscriptions for a patient (where records are), in registration order.
     async fn subscriptions_of(&self, bsn: &Bsn) -> Result<Vec<Subscription>>;
+    /// Registers one subscription, active: [`Registration::Created`], or
+    /// [`Registration::Existing`] when the same connector, patient and source system are
+    /// already registered (that subscription is left as it is, whatever its state).
+    ///
+    /// `audit` is appended in the same transaction, with the subscription's id added to its
+    /// details and `created` or `existing` as its decision; so are the audit records of the
+    /// update and the deletion below.
+    async fn create_subscription(
+        &self,
+        subscription: &NewSubscription,
+        audit: &AuditEvent,
+    ) -> Result<Registration>;
+    /// The subscription `id` if `connector` registered it; `None` when unknown or registered by
+    /// another connector (localization data are never shown to other providers).
+    async fn subscription(
+        &self,
+        connector: &str,
+        id: uuid::Uuid,
+    ) -> Result<Option<SubscriptionRecord>>;
+    /// Changes the subscription `id` of `connector` (deactivates it with
+    /// [`SubscriptionState::Off`]); returns it as changed, `None` as for [`Backend::subscription`].
+    async fn update_subscription(
+        &self,
+        connector: &str,
+        id: uuid::Uuid,
+        change: &SubscriptionChange,
+        audit: &AuditEvent,
+    ) -> Result<Option<SubscriptionRecord>>;
+    /// Deletes the subscription `id` of `connector`; returns what was deleted, `None` as for
+    /// [`Backend::subscription`].
+    async fn delete_subscription(
+        &self,
+        connector: &str,
+        id: uuid::Uuid,
+        audit: &AuditEvent,
+    ) -> Result<Option<SubscriptionRecord>>;
 
-    /// Appends to the audit log; returns the record's sequence number.
+    /// Appends to the audit log and waits until the record is committed; returns its sequence
+    /// number. Concurrent calls are committed together (group commit, see `audit_writer`).
     async fn audit(&self, event: &AuditEvent) -> Result<i64>;
     /// Writes a signed checkpoint at the current head of the chain.
     async fn audit_checkpoint(&self) -> Result<Option<i64>>;
@@ -111,6 +155,17 @@ pub trait Backend: Send + Sync {
     async fn load_generated(&self, batch: &[GeneratedCitizen]) -> Result<()>;
     /// Row counts and database size.
     async fn stats(&self) -> Result<StoreStats>;
+
+    /// The progress of the bulk import `import_id` of `connector`, if a chunk was committed.
+    async fn import_progress(
+        &self,
+        connector: &str,
+        import_id: &str,
+    ) -> Result<Option<ImportProgress>>;
+    /// Commits one chunk of a bulk import in one transaction: registers its subscriptions
+    /// (a registration that exists is left as it is) and moves the import's progress to the
+    /// chunk's last line, but only if the progress is still where the chunk started.
+    async fn commit_import_chunk(&self, chunk: &ImportChunk<'_>) -> Result<ImportCommit>;
 }
 
 /// A shared handle to the storage backend.

@@ -24,10 +24,14 @@ use uuid::Uuid;
 use crate::audit::{
     AuditEvent, CHECKPOINT_EVERY, Checkpoint, Prepared, StoredRecord, Verifier, VerifyReport,
 };
-use crate::codec::{self, AnswerCols, answer_columns, in_pseudonym_order};
+use crate::audit_writer::AuditWriter;
+use crate::codec::{
+    self, AnswerCols, SubscriptionRow, answer_columns, in_pseudonym_order,
+    subscription_record_query,
+};
 use crate::model::{
-    CitizenDetails, Connector, GeneratedCitizen, NewSubscription, Provider, StoreStats,
-    Subscription,
+    CitizenDetails, Connector, GeneratedCitizen, NewSubscription, Provider, Registration,
+    StoreStats, Subscription, SubscriptionChange, SubscriptionRecord,
 };
 use crate::{Backend, Keys, Result};
 
@@ -40,6 +44,7 @@ const BULK_ROWS: usize = 50_000;
 pub(crate) struct PgStore {
     pool: PgPool,
     keys: Keys,
+    audit_writer: AuditWriter,
 }
 
 impl PgStore {
@@ -51,7 +56,23 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(PgStore { pool, keys })
+        let audit_writer = {
+            let (pool, keys) = (pool.clone(), keys.clone());
+            AuditWriter::spawn(move |events| {
+                let (pool, keys) = (pool.clone(), keys.clone());
+                async move {
+                    let mut tx = pool.begin().await?;
+                    let first = append_audit_batch(&mut tx, &keys, &events).await?;
+                    tx.commit().await?;
+                    Ok(first)
+                }
+            })
+        };
+        Ok(PgStore {
+            pool,
+            keys,
+            audit_writer,
+        })
     }
 }
 
@@ -132,43 +153,59 @@ async fn ensure_citizen(
 /// Appends one record to the chain inside the caller's transaction; the head's row lock is
 /// held until that transaction ends.
 async fn append_audit(conn: &mut PgConnection, keys: &Keys, event: &AuditEvent) -> Result<i64> {
-    let (head, prev): (i64, Vec<u8>) =
+    append_audit_batch(conn, keys, std::slice::from_ref(event)).await
+}
+
+/// Appends records to the chain, in order, inside the caller's transaction (one statement for
+/// all of them); returns the sequence number of the first.
+async fn append_audit_batch(
+    conn: &mut PgConnection,
+    keys: &Keys,
+    events: &[AuditEvent],
+) -> Result<i64> {
+    let (head, mut prev): (i64, Vec<u8>) =
         sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
             .fetch_one(&mut *conn)
             .await?;
-    let p = Prepared::new(head + 1, event, &prev);
-    let e = &p.event;
-    sqlx::query(
+    let mut records = Vec::with_capacity(events.len());
+    for (seq, event) in (head + 1..).zip(events) {
+        let p = Prepared::new(seq, event, &prev);
+        prev.clone_from(&p.hash);
+        records.push(p);
+    }
+    let mut insert = sqlx::QueryBuilder::new(
         "INSERT INTO audit_log (seq, at, event, patient, actor, organisation, mandated, request_id, decision, \
-         reason, emergency, channel, details, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
-    .bind(p.seq)
-    .bind(e.at)
-    .bind(&e.event)
-    .bind(&e.patient)
-    .bind(&e.actor)
-    .bind(&e.organisation)
-    .bind(&e.mandated)
-    .bind(&e.request_id)
-    .bind(&e.decision)
-    .bind(&e.reason)
-    .bind(e.emergency)
-    .bind(&e.channel)
-    .bind(&p.details)
-    .bind(&p.prev_hash)
-    .bind(&p.hash)
-    .execute(&mut *conn)
-    .await?;
+         reason, emergency, channel, details, prev_hash, hash) ",
+    );
+    insert.push_values(&records, |mut row, p| {
+        let e = &p.event;
+        row.push_bind(p.seq)
+            .push_bind(e.at)
+            .push_bind(&e.event)
+            .push_bind(&e.patient)
+            .push_bind(&e.actor)
+            .push_bind(&e.organisation)
+            .push_bind(&e.mandated)
+            .push_bind(&e.request_id)
+            .push_bind(&e.decision)
+            .push_bind(&e.reason)
+            .push_bind(e.emergency)
+            .push_bind(&e.channel)
+            .push_bind(&p.details)
+            .push_bind(&p.prev_hash)
+            .push_bind(&p.hash);
+    });
+    insert.build().execute(&mut *conn).await?;
+    let last = records.last().expect("at least one audit record");
     sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-        .bind(p.seq)
-        .bind(&p.hash)
+        .bind(last.seq)
+        .bind(&last.hash)
         .execute(&mut *conn)
         .await?;
-    if p.seq % CHECKPOINT_EVERY == 0 {
+    for p in records.iter().filter(|p| p.seq % CHECKPOINT_EVERY == 0) {
         insert_checkpoint(conn, &Checkpoint::sign(keys, p.seq, &p.hash)).await?;
     }
-    Ok(p.seq)
+    Ok(head + 1)
 }
 
 async fn insert_checkpoint(conn: &mut PgConnection, c: &Checkpoint) -> Result<()> {
@@ -491,11 +528,137 @@ impl Backend for PgStore {
         Ok(())
     }
 
-    async fn audit(&self, event: &AuditEvent) -> Result<i64> {
+    async fn create_subscription(
+        &self,
+        s: &NewSubscription,
+        audit: &AuditEvent,
+    ) -> Result<Registration> {
+        let now = codec::now();
+        let pseudonym = self.keys.pseudonym(&s.bsn);
         let mut tx = self.pool.begin().await?;
-        let seq = append_audit(&mut tx, &self.keys, event).await?;
+        let citizen = ensure_citizen(&mut tx, &self.keys, &pseudonym, &s.bsn, now).await?;
+        let created: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO subscriptions (citizen_id, id, holder_ura, holder_type, connector_id, source_system, \
+             gateway_system, endpoint, payload, birth_date, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+             ON CONFLICT (connector_id, citizen_id, source_system) DO NOTHING RETURNING id",
+        )
+        .bind(citizen)
+        .bind(Uuid::now_v7())
+        .bind(s.holder_ura.as_str())
+        .bind(s.holder_type.as_str())
+        .bind(&s.connector_id)
+        .bind(&s.source_system)
+        .bind(&s.gateway_system)
+        .bind(&s.endpoint)
+        .bind(&s.payload)
+        .bind(s.birth_date)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let registration = match created {
+            Some(id) => Registration::Created(id),
+            // Read committed: this statement sees the row whose concurrent insert made ours a
+            // conflict.
+            None => Registration::Existing(
+                sqlx::query_scalar(
+                    "SELECT id FROM subscriptions WHERE connector_id = $1 AND citizen_id = $2 AND source_system = $3",
+                )
+                .bind(&s.connector_id)
+                .bind(citizen)
+                .bind(&s.source_system)
+                .fetch_one(&mut *tx)
+                .await?,
+            ),
+        };
+        let (id, outcome) = match registration {
+            Registration::Created(id) => (id, "created"),
+            Registration::Existing(id) => (id, "existing"),
+        };
+        append_audit(
+            &mut tx,
+            &self.keys,
+            &audit.about_subscription(id, Some(outcome)),
+        )
+        .await?;
         tx.commit().await?;
-        Ok(seq)
+        Ok(registration)
+    }
+
+    async fn subscription(&self, connector: &str, id: Uuid) -> Result<Option<SubscriptionRecord>> {
+        let row: Option<SubscriptionRow> = sqlx::query_as(subscription_record_query!("$1", "$2"))
+            .bind(connector)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.into_record(&self.keys)).transpose()
+    }
+
+    async fn update_subscription(
+        &self,
+        connector: &str,
+        id: Uuid,
+        change: &SubscriptionChange,
+        audit: &AuditEvent,
+    ) -> Result<Option<SubscriptionRecord>> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE subscriptions SET endpoint = $1, payload = $2, birth_date = $3, gateway_system = $4, \
+             status = $5, updated_at = $6 WHERE connector_id = $7 AND id = $8",
+        )
+        .bind(&change.endpoint)
+        .bind(&change.payload)
+        .bind(change.birth_date)
+        .bind(&change.gateway_system)
+        .bind(change.state.as_str())
+        .bind(codec::now())
+        .bind(connector)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let row: SubscriptionRow = sqlx::query_as(subscription_record_query!("$1", "$2"))
+            .bind(connector)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        append_audit(&mut tx, &self.keys, &audit.about_subscription(id, None)).await?;
+        tx.commit().await?;
+        row.into_record(&self.keys).map(Some)
+    }
+
+    async fn delete_subscription(
+        &self,
+        connector: &str,
+        id: Uuid,
+        audit: &AuditEvent,
+    ) -> Result<Option<SubscriptionRecord>> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<SubscriptionRow> = sqlx::query_as(concat!(
+            subscription_record_query!("$1", "$2"),
+            " FOR UPDATE OF s"
+        ))
+        .bind(connector)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        sqlx::query("DELETE FROM subscriptions WHERE connector_id = $1 AND id = $2")
+            .bind(connector)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        append_audit(&mut tx, &self.keys, &audit.about_subscription(id, None)).await?;
+        tx.commit().await?;
+        row.into_record(&self.keys).map(Some)
+    }
+
+    async fn audit(&self, event: &AuditEvent) -> Result<i64> {
+        self.audit_writer.append(event).await
     }
 
     async fn audit_checkpoint(&self) -> Result<Option<i64>> {
@@ -730,4 +893,175 @@ impl Backend for PgStore {
             at: Some(at),
         })
     }
+
+    async fn import_progress(
+        &self,
+        connector: &str,
+        import_id: &str,
+    ) -> Result<Option<crate::ImportProgress>> {
+        let mut conn = self.pool.acquire().await?;
+        read_import(&mut conn, connector, import_id, false).await
+    }
+
+    async fn commit_import_chunk(
+        &self,
+        chunk: &crate::ImportChunk<'_>,
+    ) -> Result<crate::ImportCommit> {
+        commit_import(self, chunk).await
+    }
+}
+
+/// The stored progress of one bulk import; with `lock`, the row stays locked until the
+/// transaction ends.
+async fn read_import(
+    conn: &mut PgConnection,
+    connector: &str,
+    import_id: &str,
+    lock: bool,
+) -> Result<Option<crate::ImportProgress>> {
+    type ImportRow = (
+        i64,
+        Vec<u8>,
+        i64,
+        i64,
+        i64,
+        String,
+        bool,
+        DateTime<Utc>,
+        DateTime<Utc>,
+    );
+    let sql = if lock {
+        "SELECT committed_lines, prefix_sha256, created, already_registered, refused, refusals, complete, \
+         started_at, updated_at FROM subscription_imports WHERE connector_id = $1 AND import_id = $2 FOR UPDATE"
+    } else {
+        "SELECT committed_lines, prefix_sha256, created, already_registered, refused, refusals, complete, \
+         started_at, updated_at FROM subscription_imports WHERE connector_id = $1 AND import_id = $2"
+    };
+    let row: Option<ImportRow> = sqlx::query_as(sql)
+        .bind(connector)
+        .bind(import_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some((lines, prefix, created, existing, refused, refusals, complete, started, updated)) =
+        row
+    else {
+        return Ok(None);
+    };
+    Ok(Some(crate::ImportProgress {
+        connector_id: connector.to_owned(),
+        import_id: import_id.to_owned(),
+        committed_lines: lines as u64,
+        prefix_sha256: prefix,
+        created: created as u64,
+        already_registered: existing as u64,
+        refused: refused as u64,
+        refusals: serde_json::from_str(&refusals)
+            .map_err(|_| codec::corrupt("subscription_imports.refusals"))?,
+        complete,
+        started_at: started,
+        updated_at: updated,
+    }))
+}
+
+/// One chunk of a bulk import in one transaction: the citizens it needs, its registrations
+/// (existing ones untouched) and the import's progress, each one `UNNEST` statement. The
+/// import's row is locked first, so two runs of the same import cannot both write a chunk;
+/// citizens and registrations go in pseudonym order, so concurrent imports that share patients
+/// take their row locks in the same order and do not deadlock.
+async fn commit_import(
+    store: &PgStore,
+    chunk: &crate::ImportChunk<'_>,
+) -> Result<crate::ImportCommit> {
+    let now = codec::now();
+    let mut rows: Vec<([u8; 32], &NewSubscription)> = chunk
+        .subscriptions
+        .iter()
+        .map(|s| (store.keys.pseudonym(&s.bsn), s))
+        .collect();
+    rows.sort_by_key(|(pseudonym, _)| *pseudonym);
+    let (mut ids, mut pseudonyms, mut encrypted) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (pseudonym, s)) in rows.iter().enumerate() {
+        if i == 0 || rows[i - 1].0 != *pseudonym {
+            ids.push(Uuid::now_v7());
+            pseudonyms.push(pseudonym.to_vec());
+            encrypted.push(store.keys.encrypt_bsn(&s.bsn, pseudonym));
+        }
+    }
+
+    let mut tx = store.pool.begin().await?;
+    // A row to lock even for a new import: a concurrent first chunk of the same import waits
+    // here and then finds the progress moved.
+    sqlx::query(
+        "INSERT INTO subscription_imports (connector_id, import_id, committed_lines, prefix_sha256, created, \
+         already_registered, refused, refusals, complete, started_at, updated_at) \
+         VALUES ($1, $2, 0, '', 0, 0, 0, '[]', false, $3, $3) ON CONFLICT (connector_id, import_id) DO NOTHING",
+    )
+    .bind(chunk.connector_id)
+    .bind(chunk.import_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let previous = read_import(&mut tx, chunk.connector_id, chunk.import_id, true).await?;
+    if previous.as_ref().map_or(0, |p| p.committed_lines) != chunk.after_line {
+        return Ok(crate::ImportCommit::Moved(previous));
+    }
+    sqlx::query(
+        "INSERT INTO citizens (id, bsn_pseudonym, bsn_encrypted, created_at, updated_at) \
+         SELECT u.*, $4, $4 FROM UNNEST($1::uuid[], $2::bytea[], $3::bytea[]) AS u \
+         ON CONFLICT (bsn_pseudonym) DO NOTHING",
+    )
+    .bind(ids)
+    .bind(&pseudonyms)
+    .bind(encrypted)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let col =
+        |f: fn(&NewSubscription) -> &str| rows.iter().map(|(_, s)| f(s)).collect::<Vec<&str>>();
+    let created = sqlx::query(
+        "INSERT INTO subscriptions (citizen_id, id, holder_ura, holder_type, connector_id, source_system, \
+         gateway_system, endpoint, payload, birth_date, created_at, updated_at) \
+         SELECT c.id, u.id, u.holder_ura, u.holder_type, $10, u.source_system, u.gateway_system, u.endpoint, \
+         u.payload, u.birth_date, $11, $11 \
+         FROM UNNEST($1::bytea[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+         $8::text[], $9::date[]) WITH ORDINALITY \
+         AS u (pseudonym, id, holder_ura, holder_type, source_system, gateway_system, endpoint, payload, birth_date, n) \
+         JOIN citizens c ON c.bsn_pseudonym = u.pseudonym ORDER BY u.n \
+         ON CONFLICT (connector_id, citizen_id, source_system) DO NOTHING",
+    )
+    .bind(rows.iter().map(|(p, _)| p.to_vec()).collect::<Vec<Vec<u8>>>())
+    .bind(rows.iter().map(|_| Uuid::now_v7()).collect::<Vec<Uuid>>())
+    .bind(col(|s| s.holder_ura.as_str()))
+    .bind(col(|s| s.holder_type.as_str()))
+    .bind(col(|s| &s.source_system))
+    .bind(col(|s| &s.gateway_system))
+    .bind(col(|s| &s.endpoint))
+    .bind(col(|s| &s.payload))
+    .bind(rows.iter().map(|(_, s)| s.birth_date).collect::<Vec<Option<NaiveDate>>>())
+    .bind(chunk.connector_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let progress = crate::ImportProgress::advance(previous, chunk, created, now);
+    sqlx::query(
+        "UPDATE subscription_imports SET committed_lines = $3, prefix_sha256 = $4, created = $5, \
+         already_registered = $6, refused = $7, refusals = $8, complete = $9, started_at = $10, updated_at = $11 \
+         WHERE connector_id = $1 AND import_id = $2",
+    )
+    .bind(&progress.connector_id)
+    .bind(&progress.import_id)
+    .bind(progress.committed_lines as i64)
+    .bind(&progress.prefix_sha256)
+    .bind(progress.created as i64)
+    .bind(progress.already_registered as i64)
+    .bind(progress.refused as i64)
+    .bind(serde_json::to_string(&progress.refusals).expect("refusals serialise"))
+    .bind(progress.complete)
+    .bind(progress.started_at)
+    .bind(progress.updated_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(crate::ImportCommit::Committed { created, progress })
 }

@@ -27,13 +27,14 @@ use uuid::Uuid;
 use crate::audit::{
     AuditEvent, CHECKPOINT_EVERY, Checkpoint, Prepared, StoredRecord, Verifier, VerifyReport,
 };
+use crate::audit_writer::AuditWriter;
 use crate::codec::{
-    self, ANSWER_COLUMNS, AnswerCols, answer_columns, from_epoch_micros, in_pseudonym_order,
-    to_epoch_micros,
+    self, ANSWER_COLUMNS, AnswerCols, SubscriptionRow, answer_columns, from_epoch_micros,
+    in_pseudonym_order, subscription_record_query, to_epoch_micros,
 };
 use crate::model::{
-    CitizenDetails, Connector, GeneratedCitizen, NewSubscription, Provider, StoreStats,
-    Subscription,
+    CitizenDetails, Connector, GeneratedCitizen, NewSubscription, Provider, Registration,
+    StoreStats, Subscription, SubscriptionChange, SubscriptionRecord,
 };
 use crate::{Backend, Keys, Result};
 
@@ -47,6 +48,7 @@ pub(crate) struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
     keys: Keys,
+    audit_writer: AuditWriter,
 }
 
 impl SqliteStore {
@@ -62,11 +64,7 @@ impl SqliteStore {
             // A memory database exists only as long as a connection to it: keep exactly one,
             // forever.
             let pool = single_connection().connect_with(options).await?;
-            return Ok(SqliteStore {
-                read: pool.clone(),
-                write: pool,
-                keys,
-            });
+            return Ok(SqliteStore::new(pool.clone(), pool, keys));
         }
         let options = options.journal_mode(SqliteJournalMode::Wal);
         // The writer gets a large page cache (64 MiB) for bulk loads and index upkeep.
@@ -86,7 +84,28 @@ impl SqliteStore {
                     .pragma("mmap_size", "1073741824"),
             )
             .await?;
-        Ok(SqliteStore { read, write, keys })
+        Ok(SqliteStore::new(read, write, keys))
+    }
+
+    fn new(read: SqlitePool, write: SqlitePool, keys: Keys) -> SqliteStore {
+        let audit_writer = {
+            let (write, keys) = (write.clone(), keys.clone());
+            AuditWriter::spawn(move |events| {
+                let (write, keys) = (write.clone(), keys.clone());
+                async move {
+                    let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
+                    let first = append_audit_batch(&mut tx, &keys, &events).await?;
+                    tx.commit().await?;
+                    Ok(first)
+                }
+            })
+        };
+        SqliteStore {
+            read,
+            write,
+            keys,
+            audit_writer,
+        }
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
@@ -212,44 +231,61 @@ async fn ensure_citizen(
     )
 }
 
-/// Appends one record to the chain inside the caller's (immediate) transaction.
+/// Appends one record to the chain inside the caller's write transaction.
 async fn append_audit(conn: &mut SqliteConnection, keys: &Keys, event: &AuditEvent) -> Result<i64> {
-    let (head, prev): (i64, Vec<u8>) =
+    append_audit_batch(conn, keys, std::slice::from_ref(event)).await
+}
+
+/// Appends records to the chain, in order, inside the caller's write transaction (one statement
+/// for all of them); returns the sequence number of the first.
+async fn append_audit_batch(
+    conn: &mut SqliteConnection,
+    keys: &Keys,
+    events: &[AuditEvent],
+) -> Result<i64> {
+    let (head, mut prev): (i64, Vec<u8>) =
         sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
             .fetch_one(&mut *conn)
             .await?;
-    let p = Prepared::new(head + 1, event, &prev);
-    let e = &p.event;
-    sqlx::query(
+    let mut records = Vec::with_capacity(events.len());
+    for (seq, event) in (head + 1..).zip(events) {
+        let p = Prepared::new(seq, event, &prev);
+        prev.clone_from(&p.hash);
+        records.push(p);
+    }
+    let mut insert = QueryBuilder::new(
         "INSERT INTO audit_log (seq, at, event, patient, actor, organisation, mandated, request_id, decision, \
-         reason, emergency, channel, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(p.seq)
-    .bind(t(e.at))
-    .bind(&e.event)
-    .bind(&e.patient)
-    .bind(&e.actor)
-    .bind(&e.organisation)
-    .bind(&e.mandated)
-    .bind(&e.request_id)
-    .bind(&e.decision)
-    .bind(&e.reason)
-    .bind(e.emergency)
-    .bind(&e.channel)
-    .bind(&p.details)
-    .bind(&p.prev_hash)
-    .bind(&p.hash)
-    .execute(&mut *conn)
-    .await?;
+         reason, emergency, channel, details, prev_hash, hash) ",
+    );
+    insert.push_values(&records, |mut row, p| {
+        let e = &p.event;
+        row.push_bind(p.seq)
+            .push_bind(t(e.at))
+            .push_bind(&e.event)
+            .push_bind(&e.patient)
+            .push_bind(&e.actor)
+            .push_bind(&e.organisation)
+            .push_bind(&e.mandated)
+            .push_bind(&e.request_id)
+            .push_bind(&e.decision)
+            .push_bind(&e.reason)
+            .push_bind(e.emergency)
+            .push_bind(&e.channel)
+            .push_bind(&p.details)
+            .push_bind(&p.prev_hash)
+            .push_bind(&p.hash);
+    });
+    insert.build().execute(&mut *conn).await?;
+    let last = records.last().expect("at least one audit record");
     sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
-        .bind(p.seq)
-        .bind(&p.hash)
+        .bind(last.seq)
+        .bind(&last.hash)
         .execute(&mut *conn)
         .await?;
-    if p.seq % CHECKPOINT_EVERY == 0 {
+    for p in records.iter().filter(|p| p.seq % CHECKPOINT_EVERY == 0) {
         insert_checkpoint(conn, &Checkpoint::sign(keys, p.seq, &p.hash)).await?;
     }
-    Ok(p.seq)
+    Ok(head + 1)
 }
 
 async fn insert_checkpoint(conn: &mut SqliteConnection, c: &Checkpoint) -> Result<()> {
@@ -573,11 +609,133 @@ impl Backend for SqliteStore {
         Ok(())
     }
 
-    async fn audit(&self, event: &AuditEvent) -> Result<i64> {
+    async fn create_subscription(
+        &self,
+        s: &NewSubscription,
+        audit: &AuditEvent,
+    ) -> Result<Registration> {
+        let now = t(codec::now());
+        let pseudonym = self.keys.pseudonym(&s.bsn);
         let mut tx = self.begin_write().await?;
-        let seq = append_audit(&mut tx, &self.keys, event).await?;
+        let citizen = ensure_citizen(&mut tx, &self.keys, &pseudonym, &s.bsn, now).await?;
+        let created: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO subscriptions (citizen_id, id, holder_ura, holder_type, connector_id, source_system, \
+             gateway_system, endpoint, payload, birth_date, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (connector_id, citizen_id, source_system) DO NOTHING RETURNING id",
+        )
+        .bind(citizen)
+        .bind(Uuid::now_v7())
+        .bind(s.holder_ura.as_str())
+        .bind(s.holder_type.as_str())
+        .bind(&s.connector_id)
+        .bind(&s.source_system)
+        .bind(&s.gateway_system)
+        .bind(&s.endpoint)
+        .bind(&s.payload)
+        .bind(s.birth_date)
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let registration = match created {
+            Some(id) => Registration::Created(id),
+            None => Registration::Existing(
+                sqlx::query_scalar(
+                    "SELECT id FROM subscriptions WHERE connector_id = ? AND citizen_id = ? AND source_system = ?",
+                )
+                .bind(&s.connector_id)
+                .bind(citizen)
+                .bind(&s.source_system)
+                .fetch_one(&mut *tx)
+                .await?,
+            ),
+        };
+        let (id, outcome) = match registration {
+            Registration::Created(id) => (id, "created"),
+            Registration::Existing(id) => (id, "existing"),
+        };
+        append_audit(
+            &mut tx,
+            &self.keys,
+            &audit.about_subscription(id, Some(outcome)),
+        )
+        .await?;
         tx.commit().await?;
-        Ok(seq)
+        Ok(registration)
+    }
+
+    async fn subscription(&self, connector: &str, id: Uuid) -> Result<Option<SubscriptionRecord>> {
+        let row: Option<SubscriptionRow> = sqlx::query_as(subscription_record_query!("?", "?"))
+            .bind(connector)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| r.into_record(&self.keys)).transpose()
+    }
+
+    async fn update_subscription(
+        &self,
+        connector: &str,
+        id: Uuid,
+        change: &SubscriptionChange,
+        audit: &AuditEvent,
+    ) -> Result<Option<SubscriptionRecord>> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE subscriptions SET endpoint = ?, payload = ?, birth_date = ?, gateway_system = ?, \
+             status = ?, updated_at = ? WHERE connector_id = ? AND id = ?",
+        )
+        .bind(&change.endpoint)
+        .bind(&change.payload)
+        .bind(change.birth_date)
+        .bind(&change.gateway_system)
+        .bind(change.state.as_str())
+        .bind(t(codec::now()))
+        .bind(connector)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let row: SubscriptionRow = sqlx::query_as(subscription_record_query!("?", "?"))
+            .bind(connector)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        append_audit(&mut tx, &self.keys, &audit.about_subscription(id, None)).await?;
+        tx.commit().await?;
+        row.into_record(&self.keys).map(Some)
+    }
+
+    async fn delete_subscription(
+        &self,
+        connector: &str,
+        id: Uuid,
+        audit: &AuditEvent,
+    ) -> Result<Option<SubscriptionRecord>> {
+        let mut tx = self.begin_write().await?;
+        let row: Option<SubscriptionRow> = sqlx::query_as(subscription_record_query!("?", "?"))
+            .bind(connector)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        sqlx::query("DELETE FROM subscriptions WHERE connector_id = ? AND id = ?")
+            .bind(connector)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        append_audit(&mut tx, &self.keys, &audit.about_subscription(id, None)).await?;
+        tx.commit().await?;
+        row.into_record(&self.keys).map(Some)
+    }
+
+    async fn audit(&self, event: &AuditEvent) -> Result<i64> {
+        self.audit_writer.append(event).await
     }
 
     async fn audit_checkpoint(&self) -> Result<Option<i64>> {
@@ -812,4 +970,158 @@ impl Backend for SqliteStore {
             at: Some(at),
         })
     }
+
+    async fn import_progress(
+        &self,
+        connector: &str,
+        import_id: &str,
+    ) -> Result<Option<crate::ImportProgress>> {
+        let mut conn = self.read.acquire().await?;
+        read_import(&mut conn, connector, import_id).await
+    }
+
+    async fn commit_import_chunk(
+        &self,
+        chunk: &crate::ImportChunk<'_>,
+    ) -> Result<crate::ImportCommit> {
+        commit_import(self, chunk).await
+    }
+}
+
+/// The stored progress of one bulk import.
+async fn read_import(
+    conn: &mut SqliteConnection,
+    connector: &str,
+    import_id: &str,
+) -> Result<Option<crate::ImportProgress>> {
+    type ImportRow = (i64, Vec<u8>, i64, i64, i64, String, bool, i64, i64);
+    let row: Option<ImportRow> = sqlx::query_as(
+        "SELECT committed_lines, prefix_sha256, created, already_registered, refused, refusals, complete, \
+         started_at, updated_at FROM subscription_imports WHERE connector_id = ? AND import_id = ?",
+    )
+    .bind(connector)
+    .bind(import_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((lines, prefix, created, existing, refused, refusals, complete, started, updated)) =
+        row
+    else {
+        return Ok(None);
+    };
+    Ok(Some(crate::ImportProgress {
+        connector_id: connector.to_owned(),
+        import_id: import_id.to_owned(),
+        committed_lines: lines as u64,
+        prefix_sha256: prefix,
+        created: created as u64,
+        already_registered: existing as u64,
+        refused: refused as u64,
+        refusals: serde_json::from_str(&refusals)
+            .map_err(|_| codec::corrupt("subscription_imports.refusals"))?,
+        complete,
+        started_at: from_epoch_micros(started, "subscription_imports.started_at")?,
+        updated_at: from_epoch_micros(updated, "subscription_imports.updated_at")?,
+    }))
+}
+
+/// One chunk of a bulk import in one write transaction: the citizens it needs, its
+/// registrations (existing ones untouched), and the import's progress. Multi-row statements:
+/// SQLite's own work per row is small, sqlx's hand-off per statement is not.
+async fn commit_import(
+    store: &SqliteStore,
+    chunk: &crate::ImportChunk<'_>,
+) -> Result<crate::ImportCommit> {
+    let now = codec::now();
+    let n = t(now);
+    // The keyed work (HMAC, AES-GCM) happens before the write lock is taken. In pseudonym
+    // order, the lookups of the citizens' index walk it once instead of jumping about.
+    let mut rows: Vec<([u8; 32], &NewSubscription)> = chunk
+        .subscriptions
+        .iter()
+        .map(|s| (store.keys.pseudonym(&s.bsn), s))
+        .collect();
+    rows.sort_by_key(|(pseudonym, _)| *pseudonym);
+    let mut citizens = std::collections::BTreeMap::new();
+    for (pseudonym, s) in &rows {
+        citizens
+            .entry(*pseudonym)
+            .or_insert_with(|| store.keys.encrypt_bsn(&s.bsn, pseudonym));
+    }
+    let citizens: Vec<([u8; 32], Vec<u8>)> = citizens.into_iter().collect();
+
+    let mut tx = store.begin_write().await?;
+    let previous = read_import(&mut tx, chunk.connector_id, chunk.import_id).await?;
+    if previous.as_ref().map_or(0, |p| p.committed_lines) != chunk.after_line {
+        return Ok(crate::ImportCommit::Moved(previous));
+    }
+    for part in citizens.chunks(MAX_PARAMS / 5) {
+        let mut b = QueryBuilder::new(
+            "INSERT INTO citizens (id, bsn_pseudonym, bsn_encrypted, created_at, updated_at) ",
+        );
+        b.push_values(part, |mut r, (pseudonym, encrypted)| {
+            r.push_bind(Uuid::now_v7())
+                .push_bind(pseudonym.to_vec())
+                .push_bind(encrypted.clone())
+                .push_bind(n)
+                .push_bind(n);
+        });
+        b.push(" ON CONFLICT (bsn_pseudonym) DO NOTHING");
+        b.build().execute(&mut *tx).await?;
+    }
+    let mut created = 0;
+    for part in rows.chunks(MAX_PARAMS / 9 - 1) {
+        let mut b = QueryBuilder::new(
+            "INSERT INTO subscriptions (citizen_id, id, holder_ura, holder_type, connector_id, source_system, \
+             gateway_system, endpoint, payload, birth_date, created_at, updated_at) \
+             SELECT c.id, v.column2, v.column3, v.column4, ",
+        );
+        b.push_bind(chunk.connector_id);
+        b.push(", v.column5, v.column6, v.column7, v.column8, v.column9, ");
+        b.push_bind(n);
+        b.push(", ");
+        b.push_bind(n);
+        b.push(" FROM (");
+        b.push_values(part, |mut r, (pseudonym, s)| {
+            r.push_bind(pseudonym.to_vec())
+                .push_bind(Uuid::now_v7())
+                .push_bind(s.holder_ura.as_str())
+                .push_bind(s.holder_type.as_str())
+                .push_bind(s.source_system.as_str())
+                .push_bind(s.gateway_system.as_str())
+                .push_bind(s.endpoint.as_str())
+                .push_bind(s.payload.as_str())
+                .push_bind(s.birth_date);
+        });
+        // `WHERE true` tells SQLite's parser that the following ON belongs to the upsert.
+        b.push(
+            ") AS v JOIN citizens c ON c.bsn_pseudonym = v.column1 WHERE true \
+             ON CONFLICT (connector_id, citizen_id, source_system) DO NOTHING",
+        );
+        created += b.build().execute(&mut *tx).await?.rows_affected();
+    }
+    let progress = crate::ImportProgress::advance(previous, chunk, created, now);
+    sqlx::query(
+        "INSERT INTO subscription_imports (connector_id, import_id, committed_lines, prefix_sha256, created, \
+         already_registered, refused, refusals, complete, started_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (connector_id, import_id) DO UPDATE SET \
+         committed_lines = excluded.committed_lines, prefix_sha256 = excluded.prefix_sha256, \
+         created = excluded.created, already_registered = excluded.already_registered, \
+         refused = excluded.refused, refusals = excluded.refusals, complete = excluded.complete, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(&progress.connector_id)
+    .bind(&progress.import_id)
+    .bind(progress.committed_lines as i64)
+    .bind(&progress.prefix_sha256)
+    .bind(progress.created as i64)
+    .bind(progress.already_registered as i64)
+    .bind(progress.refused as i64)
+    .bind(serde_json::to_string(&progress.refusals).expect("refusals serialise"))
+    .bind(progress.complete)
+    .bind(t(progress.started_at))
+    .bind(t(progress.updated_at))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(crate::ImportCommit::Committed { created, progress })
 }

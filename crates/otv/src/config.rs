@@ -57,6 +57,11 @@ pub struct Config {
     /// The `Audience` open-question SAML assertions must name (the value existing Mitz
     /// connectors send by default, as in the public connector's requests).
     pub saml_audience: String,
+    /// Requests per second each connector may make to the subscription endpoints (a token
+    /// bucket; fractions allowed, 0.5 is one request per two seconds).
+    pub subscription_rate: f64,
+    /// How many subscription requests a connector may make at once before the rate applies.
+    pub subscription_burst: u32,
     /// The connector allow-list.
     pub connector: Vec<ConnectorConfig>,
 }
@@ -98,6 +103,8 @@ impl Default for Config {
             tls_client_ca: None,
             dev_plain_provider_http: false,
             saml_audience: "urn:oid:2.16.840.1.113883.2.4.3.111.2.1".into(),
+            subscription_rate: 1000.0,
+            subscription_burst: 2000,
             connector: Vec::new(),
         }
     }
@@ -124,6 +131,8 @@ const SETTINGS: &[&str] = &[
     "tls_client_ca",
     "dev_plain_provider_http",
     "saml_audience",
+    "subscription_rate",
+    "subscription_burst",
 ];
 
 /// Validated settings, ready to use.
@@ -152,6 +161,8 @@ pub struct Settings {
     pub connectors: Vec<otv_store::Connector>,
     /// Audience of open-question SAML assertions.
     pub saml_audience: String,
+    /// The per-connector rate limit of the subscription endpoints.
+    pub subscription_throttle: otv_server::provider::subscription::ThrottleSettings,
 }
 
 /// The mutual-TLS provider listener's settings.
@@ -263,6 +274,12 @@ impl Config {
         if !self.provider_base_path.is_empty() && !self.provider_base_path.starts_with('/') {
             bail!("setting `provider_base_path`: must start with / (e.g. /mitz) or be empty");
         }
+        if !(self.subscription_rate.is_finite() && self.subscription_rate > 0.0) {
+            bail!("setting `subscription_rate`: must be a number of requests per second above 0");
+        }
+        if self.subscription_burst == 0 {
+            bail!("setting `subscription_burst`: must be at least 1");
+        }
         let mut connectors = Vec::new();
         for (i, c) in self.connector.iter().enumerate() {
             let entry = format!("setting `connector[{i}]` ({})", c.id);
@@ -306,6 +323,10 @@ impl Config {
             dev_plain_provider_http: self.dev_plain_provider_http,
             connectors,
             saml_audience: self.saml_audience,
+            subscription_throttle: otv_server::provider::subscription::ThrottleSettings {
+                rate_per_second: self.subscription_rate,
+                burst: self.subscription_burst,
+            },
             database_url: self.database_url,
             listen,
             default_policy: self.default_policy,
@@ -406,6 +427,20 @@ mod tests {
                     ..demo()
                 },
                 "keys",
+            ),
+            (
+                Config {
+                    subscription_rate: 0.0,
+                    ..demo()
+                },
+                "subscription_rate",
+            ),
+            (
+                Config {
+                    subscription_burst: 0,
+                    ..demo()
+                },
+                "subscription_burst",
             ),
         ];
         for (config, setting) in cases {

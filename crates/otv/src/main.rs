@@ -4,6 +4,7 @@
 mod config;
 mod demo;
 mod generate;
+mod import;
 mod sandbox;
 
 use std::path::PathBuf;
@@ -63,6 +64,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8443")]
         provider_listen: String,
     },
+    /// Bulk registration: NDJSON subscriptions into the database (resumable).
+    #[command(subcommand)]
+    Import(import::ImportCommand),
     /// Fills the database with generated citizens at national proportions (benchmark data).
     Generate {
         /// Number of citizens.
@@ -137,6 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Import(cmd) if cmd.standalone() => return import::run_standalone(cmd),
         Command::Keys(KeysCommand::Generate) => {
             let (p, e, s) = Keys::generate().to_hex();
             println!("OTV_PSEUDONYM_KEY={p}\nOTV_ENCRYPTION_KEY={e}\nOTV_AUDIT_SIGNING_KEY={s}");
@@ -192,6 +197,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             generate::run(&store, &settings.catalogue, citizens, batch, seed).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import(cmd) => import::run_with_store(cmd, &settings, &store).await,
         Command::Catalogue(_) | Command::Keys(_) | Command::Sandbox { .. } => {
             unreachable!("handled above")
         }
@@ -234,6 +240,16 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<ExitCode> {
         dev_plain_provider_http: settings.dev_plain_provider_http,
         provider_base_path: settings.provider_base_path.clone(),
         saml_audience: settings.saml_audience.clone(),
+        subscription_throttle: Arc::new(otv_server::provider::subscription::Throttle::new(
+            settings.subscription_throttle,
+        )),
+        saml_signers: match &settings.provider {
+            Some(p) => Some(Arc::new(
+                otv_server::tls::SignerTrust::from_pem(&p.client_ca)
+                    .context("setting `tls_client_ca`")?,
+            )),
+            None => None,
+        },
     };
     // One shutdown signal for both listeners.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());

@@ -3,7 +3,9 @@
 //! submodule is one endpoint.
 
 pub mod closed_question;
+pub mod import;
 pub mod open_question;
+pub mod subscription;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -63,7 +65,7 @@ impl Connectors {
 }
 
 /// The caller of a provider endpoint: an allow-listed connector, or nobody.
-pub struct Caller(Option<AllowedConnector>);
+pub struct Caller(pub(crate) Option<AllowedConnector>);
 
 /// A connector as allowed for this request: its allow-list entry, plus the URA in its UZI
 /// server certificate.
@@ -142,6 +144,18 @@ pub fn routes() -> Router<AppState> {
             post(closed_question::handle),
         )
         .route("/openautorisatievraag", post(open_question::handle))
+        .route("/abonnementen/fhir", post(subscription::batch))
+        .route(
+            "/abonnementen/fhir/Subscription",
+            post(subscription::create),
+        )
+        .route(
+            "/abonnementen/fhir/Subscription/{id}",
+            axum::routing::get(subscription::read)
+                .put(subscription::update)
+                .delete(subscription::delete),
+        )
+        .route("/abonnementen/fhir/Subscription/$import", post(import::handle).get(import::status))
 }
 
 /// Whether a SOAP request came with an acceptable media type: SOAP 1.2's own, or `text/xml`,

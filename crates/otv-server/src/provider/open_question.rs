@@ -5,6 +5,10 @@
 //! on the number of registrations, not on the patient's answers; only holders whose closed
 //! question would answer Permit are returned. A failure inside otv is a SOAP Receiver fault, never
 //! a list: an empty list would wrongly say "nothing available".
+//!
+//! A signed assertion must be signed by a certificate that chains to the provider trust store
+//! (`tls::SignerTrust`); an unsigned one is accepted, as §12 allows, because the connector is
+//! already authenticated by its client certificate.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -18,7 +22,7 @@ use otv_wire::{
 };
 use serde_json::json;
 
-use super::{Caller, Received, fault, receive};
+use super::{Caller, Received, audit_rejection, fault, receive};
 use crate::AppState;
 
 /// The handler.
@@ -47,6 +51,25 @@ pub async fn handle(
         Ok(r) => r,
         Err(refusal) => return refusal,
     };
+    if let Some(signer) = &request.signer_certificate {
+        let trusted = match &state.saml_signers {
+            Some(trust) => trust.check(signer),
+            None => Err("no trust store is configured to check it".to_owned()),
+        };
+        if let Err(why) = trusted {
+            let reason = format!("the SAML assertion's signer certificate is not trusted: {why}");
+            audit_rejection(
+                &state,
+                "open-question",
+                request_id,
+                Some(connector.id()),
+                "untrusted-signer",
+                &reason,
+            )
+            .await;
+            return fault(StatusCode::FORBIDDEN, FaultCode::Sender, &reason);
+        }
+    }
     match locate(&state, &request, connector.id(), request_id).await {
         Ok(locations) => {
             let body = open_question_response(

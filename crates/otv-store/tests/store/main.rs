@@ -10,4 +10,6 @@ mod corpus;
 mod directory;
 mod errors;
 mod generated;
+mod imports;
+mod subscriptions;
 mod support;

@@ -2,8 +2,11 @@
 //! below) to keep build times down. Each test runs on SQLite and, when `OTV_TEST_DATABASE_URL` is
 //! set, on a fresh PostgreSQL database too.
 
+mod access;
 mod cli;
 mod closed_question;
+mod import;
 mod mtls;
 mod open_question;
+mod subscription;
 mod support;
