@@ -19,6 +19,12 @@ use otv_store::{AuditEvent, Keys, Store};
 
 use crate::config::{Config, Settings};
 
+/// mimalloc instead of the system allocator: a request allocates many small, short-lived
+/// buffers on several threads, where glibc's allocator spent a tenth of the closed question's
+/// time (BENCHMARKS.md, load benchmark).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// otv: online consent service for Dutch healthcare, wire-compatible with Mitz.
 #[derive(Parser)]
 #[command(version, about)]

@@ -155,7 +155,10 @@ pub fn routes() -> Router<AppState> {
                 .put(subscription::update)
                 .delete(subscription::delete),
         )
-        .route("/abonnementen/fhir/Subscription/$import", post(import::handle).get(import::status))
+        .route(
+            "/abonnementen/fhir/Subscription/$import",
+            post(import::handle).get(import::status),
+        )
 }
 
 /// Whether a SOAP request came with an acceptable media type: SOAP 1.2's own, or `text/xml`,

@@ -8,27 +8,17 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{Db, OTV, Server, databases, otv, text};
+use crate::support::{Db, OTV, Server, databases, otv, sandbox_client, text};
+
+fn client(dir: &Path, who: &str) -> reqwest::Client {
+    sandbox_client(dir, Some(who))
+}
 
 /// The demo citizen who says yes to everything, no to everything, and yes only for GPs and
 /// pharmacies as holders.
 const YES: &str = "900203638";
 const NO: &str = "900203651";
 const GP_AND_PHARMACY: &str = "900203663";
-
-fn client(dir: &Path, who: &str) -> reqwest::Client {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let ca = std::fs::read(dir.join("ca.pem")).unwrap();
-    let mut pem = std::fs::read(dir.join(format!("{who}.pem"))).unwrap();
-    pem.extend(std::fs::read(dir.join(format!("{who}-key.pem"))).unwrap());
-    reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-        .identity(reqwest::Identity::from_pem(&pem).unwrap())
-        .build()
-        .unwrap()
-}
 
 /// The professional: a GP (01.015) at the GP post 00000002 (N6).
 fn subject() -> Value {

@@ -7,10 +7,10 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use chrono::{Duration, SecondsFormat, Utc};
 use futures_util::StreamExt;
 use serde_json::Value;
 
+use crate::support::open_question_request as open_question;
 use crate::support::{Db, OTV, Server, databases, otv, text};
 
 const PATH: &str = "/abonnementen/fhir/Subscription/$import";
@@ -18,17 +18,7 @@ const PATH: &str = "/abonnementen/fhir/Subscription/$import";
 const BSN_PERMIT_ALL: &str = "900203638";
 
 fn client(dir: &std::path::Path, who: &str) -> reqwest::Client {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let ca = std::fs::read(dir.join("ca.pem")).unwrap();
-    let mut pem = std::fs::read(dir.join(format!("{who}.pem"))).unwrap();
-    pem.extend(std::fs::read(dir.join(format!("{who}-key.pem"))).unwrap());
-    reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-        .identity(reqwest::Identity::from_pem(&pem).unwrap())
-        .build()
-        .unwrap()
+    crate::support::sandbox_client(dir, Some(who))
 }
 
 /// One registration line.
@@ -91,20 +81,6 @@ async fn imported_rows(db: &Db) -> i64 {
         let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
         sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
     }
-}
-
-/// The XCPD open question of the wire tests for `bsn`, asked by GP post 00000002, valid now.
-fn open_question(bsn: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../otv-wire/tests/fixtures/open-question/request.xml");
-    let now = Utc::now();
-    let stamp = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    std::fs::read_to_string(path)
-        .unwrap()
-        .replace("900186021", bsn)
-        .replace("00000666", "00000002")
-        .replace("2025-06-02T09:59:30Z", &stamp(now - Duration::seconds(30)))
-        .replace("2025-06-02T10:09:30Z", &stamp(now + Duration::minutes(5)))
 }
 
 // Several threads: the clients' connections must be able to close while `stop` blocks.

@@ -4,22 +4,7 @@
 
 use std::process::Command;
 
-use crate::support::{OTV, Server, databases, text};
-
-fn client(dir: &std::path::Path, who: Option<&str>) -> reqwest::Client {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let ca = std::fs::read(dir.join("ca.pem")).unwrap();
-    let mut builder = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
-    if let Some(who) = who {
-        let mut pem = std::fs::read(dir.join(format!("{who}.pem"))).unwrap();
-        pem.extend(std::fs::read(dir.join(format!("{who}-key.pem"))).unwrap());
-        builder = builder.identity(reqwest::Identity::from_pem(&pem).unwrap());
-    }
-    builder.build().unwrap()
-}
+use crate::support::{OTV, Server, databases, sandbox_client as client, text};
 
 fn question(bsn: &str) -> String {
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,25 +1,8 @@
 //! The open question through the real binary (development listener, connector by header): only
 //! subscribed holders whose closed question would answer Permit are returned.
 
-use std::path::Path;
-
-use chrono::{Duration, SecondsFormat, Utc};
-
+use crate::support::open_question_request as question;
 use crate::support::{Server, databases};
-
-/// The XCPD request of the wire tests, for `bsn`, asked by GP 00000002, valid now.
-fn question(bsn: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../otv-wire/tests/fixtures/open-question/request.xml");
-    let now = Utc::now();
-    let stamp = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    std::fs::read_to_string(path)
-        .unwrap()
-        .replace("900186021", bsn)
-        .replace("00000666", "00000002")
-        .replace("2025-06-02T09:59:30Z", &stamp(now - Duration::seconds(30)))
-        .replace("2025-06-02T10:09:30Z", &stamp(now + Duration::minutes(5)))
-}
 
 async fn ask(server: &Server, connector: &str, body: String) -> (u16, String) {
     let res = crate::support::http()

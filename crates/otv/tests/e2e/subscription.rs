@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use chrono::{Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use crate::support::open_question_request as open_question;
 use crate::support::{Db, OTV, Server, databases, text};
 
 /// A test citizen who is not a demo citizen, and passes the 11-test.
@@ -72,17 +72,7 @@ impl Sandbox {
 
     /// An HTTPS client with `who`'s client certificate.
     fn client(&self, who: &str) -> reqwest::Client {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let ca = std::fs::read(self.dir.join("ca.pem")).unwrap();
-        let mut pem = std::fs::read(self.dir.join(format!("{who}.pem"))).unwrap();
-        pem.extend(std::fs::read(self.dir.join(format!("{who}-key.pem"))).unwrap());
-        reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-            .identity(reqwest::Identity::from_pem(&pem).unwrap())
-            .build()
-            .unwrap()
+        crate::support::sandbox_client(&self.dir, Some(who))
     }
 }
 
@@ -197,20 +187,6 @@ impl Provider {
 
 const JSON: &str = "application/fhir+json";
 const XML: &str = "application/fhir+xml";
-
-/// The XCPD request of the wire tests, for `bsn`, asked by GP post 00000002, valid now.
-fn open_question(bsn: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../otv-wire/tests/fixtures/open-question/request.xml");
-    let now = Utc::now();
-    let stamp = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    std::fs::read_to_string(path)
-        .unwrap()
-        .replace("900186021", bsn)
-        .replace("00000666", "00000002")
-        .replace("2025-06-02T09:59:30Z", &stamp(now - Duration::seconds(30)))
-        .replace("2025-06-02T10:09:30Z", &stamp(now + Duration::minutes(5)))
-}
 
 /// Stops the server (SIGTERM) off the runtime's thread, so that the dropped clients' connection
 /// tasks can close their connections meanwhile; returns what it logged.

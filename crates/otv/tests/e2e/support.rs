@@ -211,3 +211,35 @@ impl Drop for Server {
         }
     }
 }
+
+/// An HTTPS client that trusts the sandbox CA in `dir` and, when `who` names a connector,
+/// presents that connector's client certificate (`<who>.pem`, `<who>-key.pem`).
+pub fn sandbox_client(dir: &std::path::Path, who: Option<&str>) -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let ca = std::fs::read(dir.join("ca.pem")).unwrap();
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
+    if let Some(who) = who {
+        let mut pem = std::fs::read(dir.join(format!("{who}.pem"))).unwrap();
+        pem.extend(std::fs::read(dir.join(format!("{who}-key.pem"))).unwrap());
+        builder = builder.identity(reqwest::Identity::from_pem(&pem).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+/// The XCPD open question of the wire tests, for `bsn`, asked by GP 00000002, valid now.
+pub fn open_question_request(bsn: &str) -> String {
+    use chrono::{Duration, SecondsFormat, Utc};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../otv-wire/tests/fixtures/open-question/request.xml");
+    let now = Utc::now();
+    let stamp = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    std::fs::read_to_string(path)
+        .unwrap()
+        .replace("900186021", bsn)
+        .replace("00000666", "00000002")
+        .replace("2025-06-02T09:59:30Z", &stamp(now - Duration::seconds(30)))
+        .replace("2025-06-02T10:09:30Z", &stamp(now + Duration::minutes(5)))
+}
