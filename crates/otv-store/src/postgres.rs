@@ -54,10 +54,18 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await?;
+        // The audit writer has a connection of its own: behind the shared pool it would wait for
+        // a free connection while every question that waits for it holds one.
+        let writer_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
         let audit_writer = {
-            let (pool, keys) = (pool.clone(), keys.clone());
+            let (pool, keys) = (writer_pool, keys.clone());
             AuditWriter::spawn(move |events| {
                 let (pool, keys) = (pool.clone(), keys.clone());
                 async move {
