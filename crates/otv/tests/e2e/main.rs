@@ -8,5 +8,6 @@ mod closed_question;
 mod import;
 mod mtls;
 mod open_question;
+mod signed_assertion;
 mod subscription;
 mod support;
