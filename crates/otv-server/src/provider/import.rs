@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use super::{Caller, request_id};
 use crate::AppState;
+use crate::access::problem::Problem;
 use crate::import::{
     DEFAULT_CHUNK_LINES, ImportActor, ImportError, ImportId, ImportOptions, ImportOutcome, audit,
     run,
@@ -41,21 +42,11 @@ const NDJSON_MEDIA_TYPES: &[&str] = &[
     "application/ndjson",
 ];
 
-/// A JSON problem details response (RFC 9457); `code` names the problem for programs.
+/// A problem details response (RFC 9457) like every JSON interface's: `type`
+/// `urn:otv:problem:<code>` names the problem for programs.
 fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-        "code": code,
-    });
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
-    )
-        .into_response()
+    let title = status.canonical_reason().unwrap_or("Error");
+    Problem::new(status, code, title, detail).into_response()
 }
 
 fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {

@@ -217,7 +217,7 @@ async fn ndjson_import_over_mutual_tls_refuses_bad_lines_is_idempotent_and_resum
         // Different lines under a committed id are refused, not resumed.
         let (code, r) = post("first", other.clone().into()).await;
         assert_eq!(code, 409, "{r}");
-        assert_eq!(r["code"], "different-input", "{r}");
+        assert_eq!(r["type"], "urn:otv:problem:different-input", "{r}");
 
         // Whole-request problems.
         let res = lsp
@@ -230,7 +230,7 @@ async fn ndjson_import_over_mutual_tls_refuses_bad_lines_is_idempotent_and_resum
         assert_eq!(res.status(), 415);
         assert_eq!(res.headers()["content-type"], "application/problem+json");
         let p: Value = res.json().await.unwrap();
-        assert_eq!(p["code"], "media-type", "{p}");
+        assert_eq!(p["type"], "urn:otv:problem:media-type", "{p}");
         let res = lsp
             .post(format!("{base}{PATH}"))
             .header("content-type", "application/fhir+ndjson")
