@@ -217,35 +217,3 @@ fn audit_event(
         details,
     }
 }
-
-/// Audits a refused closed question (who tried, why), without a patient: the BSN of a request
-/// that failed validation or authorisation is not trusted enough to pseudonymise into the log.
-/// The SOAP interfaces have their own (`provider::receive`); this one serves the JSON channels.
-pub async fn audit_refusal(
-    state: &AppState,
-    channel: &'static str,
-    request_id: Option<String>,
-    connector: Option<&str>,
-    kind: &str,
-    reason: &str,
-) {
-    metrics::counter!("otv_provider_rejected_total", "interface" => format!("closed-question-{channel}"), "kind" => kind.to_owned())
-        .increment(1);
-    let event = AuditEvent {
-        at: Utc::now(),
-        event: "closed-question-rejected".into(),
-        actor: connector.map_or_else(
-            || "unknown-connector".to_owned(),
-            |c| format!("connector:{c}"),
-        ),
-        request_id,
-        decision: Some("rejected".into()),
-        reason: Some(kind.into()),
-        channel: Some(channel.into()),
-        details: json!({ "problem": reason }),
-        ..AuditEvent::default()
-    };
-    if let Err(e) = state.store.audit(&event).await {
-        tracing::error!(error = %e, channel, "the audit record of a refused request could not be written");
-    }
-}

@@ -158,6 +158,52 @@ async fn ensure_citizen(
     )
 }
 
+/// Registers one subscription inside the caller's transaction (the citizen is created if
+/// unknown). A repeated registration (same connector, patient and source system) changes
+/// nothing: the first one stays, which makes retries by a connector harmless.
+async fn register(
+    conn: &mut PgConnection,
+    keys: &Keys,
+    pseudonym: &[u8; 32],
+    s: &NewSubscription,
+    now: DateTime<Utc>,
+) -> Result<Registration> {
+    let citizen = ensure_citizen(&mut *conn, keys, pseudonym, &s.bsn, now).await?;
+    let created: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO subscriptions (citizen_id, id, holder_ura, holder_type, connector_id, source_system, \
+         gateway_system, endpoint, payload, birth_date, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+         ON CONFLICT (connector_id, citizen_id, source_system) DO NOTHING RETURNING id",
+    )
+    .bind(citizen)
+    .bind(Uuid::now_v7())
+    .bind(s.holder_ura.as_str())
+    .bind(s.holder_type.as_str())
+    .bind(&s.connector_id)
+    .bind(&s.source_system)
+    .bind(&s.gateway_system)
+    .bind(&s.endpoint)
+    .bind(&s.payload)
+    .bind(s.birth_date)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(id) = created {
+        return Ok(Registration::Created(id));
+    }
+    // Read committed: this statement sees the row whose concurrent insert made ours a
+    // conflict.
+    let existing = sqlx::query_scalar(
+        "SELECT id FROM subscriptions WHERE connector_id = $1 AND citizen_id = $2 AND source_system = $3",
+    )
+    .bind(&s.connector_id)
+    .bind(citizen)
+    .bind(&s.source_system)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Registration::Existing(existing))
+}
+
 /// Appends one record to the chain inside the caller's transaction; the head's row lock is
 /// held until that transaction ends.
 async fn append_audit(conn: &mut PgConnection, keys: &Keys, event: &AuditEvent) -> Result<i64> {
@@ -509,28 +555,7 @@ impl Backend for PgStore {
         let now = codec::now();
         let mut tx = self.pool.begin().await?;
         for (pseudonym, s) in in_pseudonym_order(&self.keys, subscriptions) {
-            let citizen = ensure_citizen(&mut tx, &self.keys, &pseudonym, &s.bsn, now).await?;
-            // A repeated registration (same connector, patient and source system) is ignored:
-            // the first one stays, which makes retries by a connector harmless.
-            sqlx::query(
-                "INSERT INTO subscriptions (citizen_id, id, holder_ura, holder_type, connector_id, source_system, \
-                 gateway_system, endpoint, payload, birth_date, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
-                 ON CONFLICT (connector_id, citizen_id, source_system) DO NOTHING",
-            )
-            .bind(citizen)
-            .bind(Uuid::now_v7())
-            .bind(s.holder_ura.as_str())
-            .bind(s.holder_type.as_str())
-            .bind(&s.connector_id)
-            .bind(&s.source_system)
-            .bind(&s.gateway_system)
-            .bind(&s.endpoint)
-            .bind(&s.payload)
-            .bind(s.birth_date)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            register(&mut tx, &self.keys, &pseudonym, s, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -544,41 +569,7 @@ impl Backend for PgStore {
         let now = codec::now();
         let pseudonym = self.keys.pseudonym(&s.bsn);
         let mut tx = self.pool.begin().await?;
-        let citizen = ensure_citizen(&mut tx, &self.keys, &pseudonym, &s.bsn, now).await?;
-        let created: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO subscriptions (citizen_id, id, holder_ura, holder_type, connector_id, source_system, \
-             gateway_system, endpoint, payload, birth_date, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
-             ON CONFLICT (connector_id, citizen_id, source_system) DO NOTHING RETURNING id",
-        )
-        .bind(citizen)
-        .bind(Uuid::now_v7())
-        .bind(s.holder_ura.as_str())
-        .bind(s.holder_type.as_str())
-        .bind(&s.connector_id)
-        .bind(&s.source_system)
-        .bind(&s.gateway_system)
-        .bind(&s.endpoint)
-        .bind(&s.payload)
-        .bind(s.birth_date)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let registration = match created {
-            Some(id) => Registration::Created(id),
-            // Read committed: this statement sees the row whose concurrent insert made ours a
-            // conflict.
-            None => Registration::Existing(
-                sqlx::query_scalar(
-                    "SELECT id FROM subscriptions WHERE connector_id = $1 AND citizen_id = $2 AND source_system = $3",
-                )
-                .bind(&s.connector_id)
-                .bind(citizen)
-                .bind(&s.source_system)
-                .fetch_one(&mut *tx)
-                .await?,
-            ),
-        };
+        let registration = register(&mut tx, &self.keys, &pseudonym, s, now).await?;
         let (id, outcome) = match registration {
             Registration::Created(id) => (id, "created"),
             Registration::Existing(id) => (id, "existing"),

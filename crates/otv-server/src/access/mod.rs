@@ -35,7 +35,7 @@ use otv_core::{
 };
 
 use crate::closed_question::{Asked, Decided};
-use crate::provider::{AllowedConnector, Caller};
+use crate::provider::{AllowedConnector, Caller, Rejection, audit_rejection};
 use crate::{AppState, REQUEST_ID};
 use explain::{DecidingAnswer, Explanation, INTERNAL_ERROR, OtvDecision};
 use problem::{FieldError, Problem};
@@ -175,15 +175,15 @@ pub async fn intake<R, T>(
         .map(str::to_owned);
     let connector = caller.0;
     let refuse = async |problem: Problem| {
-        crate::closed_question::audit_refusal(
-            state,
+        let rejection = Rejection {
+            interface: "closed-question",
             channel,
-            request_id.clone(),
-            connector.as_ref().map(AllowedConnector::id),
-            problem.short_kind(),
-            &problem.detail,
-        )
-        .await;
+            request_id: request_id.clone(),
+            connector: connector.as_ref().map(AllowedConnector::id),
+            kind: problem.short_kind(),
+            details: serde_json::json!({ "problem": problem.detail }),
+        };
+        audit_rejection(state, rejection).await;
         problem.with_request_id(request_id.clone()).into_response()
     };
     let raw = match body {

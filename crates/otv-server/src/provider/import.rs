@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{Caller, request_id};
+use super::{Caller, count_rejection, request_id};
 use crate::AppState;
 use crate::access::problem::Problem;
 use crate::import::{
@@ -223,8 +223,7 @@ async fn audit_refusal(
     code: &str,
     detail: &str,
 ) {
-    metrics::counter!("otv_provider_rejected_total", "interface" => "subscription-import", "kind" => code.to_owned())
-        .increment(1);
+    count_rejection("subscription-import", who.channel, code);
     audit(
         &state.store,
         who,

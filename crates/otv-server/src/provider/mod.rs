@@ -189,34 +189,55 @@ pub fn fault(status: StatusCode, code: FaultCode, reason: &str) -> Response {
         .into_response()
 }
 
-/// Refused requests are audited too (who tried, why), without a patient: the BSN of a request
-/// that failed validation or authorisation is not trusted enough to pseudonymise into the log.
-async fn audit_rejection(
-    state: &AppState,
-    interface: &str,
-    request_id: Option<String>,
-    connector: Option<&str>,
-    kind: &str,
-    reason: &str,
-) {
-    metrics::counter!("otv_provider_rejected_total", "interface" => interface.to_owned(), "kind" => kind.to_owned())
-        .increment(1);
+/// A refused provider request as it is audited and counted: which interface, over which
+/// channel, who tried, and why.
+pub(crate) struct Rejection<'a> {
+    /// The interface, e.g. `closed-question`, `open-question`, `subscription`.
+    pub interface: &'a str,
+    /// How it was reached: `soap`, `authzen`, `json`, `fhir`.
+    pub channel: &'a str,
+    /// The request id.
+    pub request_id: Option<String>,
+    /// The allow-listed connector, when the caller was one.
+    pub connector: Option<&'a str>,
+    /// The kind of refusal, e.g. `malformed`, `not-allowed-for-ura`.
+    pub kind: &'a str,
+    /// What was wrong, as JSON (never a BSN).
+    pub details: serde_json::Value,
+}
+
+/// Counts a refusal in `otv_provider_rejected_total`.
+pub(crate) fn count_rejection(interface: &str, channel: &str, kind: &str) {
+    metrics::counter!(
+        "otv_provider_rejected_total",
+        "interface" => interface.to_owned(),
+        "channel" => channel.to_owned(),
+        "kind" => kind.to_owned()
+    )
+    .increment(1);
+}
+
+/// Counts and audits a refused request (every interface's one way), without a patient: the BSN
+/// of a request that failed validation or authorisation is not trusted enough to pseudonymise
+/// into the log.
+pub(crate) async fn audit_rejection(state: &AppState, r: Rejection<'_>) {
+    count_rejection(r.interface, r.channel, r.kind);
     let event = AuditEvent {
         at: Utc::now(),
-        event: format!("{interface}-rejected"),
-        actor: connector.map_or_else(
+        event: format!("{}-rejected", r.interface),
+        actor: r.connector.map_or_else(
             || "unknown-connector".to_owned(),
             |c| format!("connector:{c}"),
         ),
-        request_id,
+        request_id: r.request_id,
         decision: Some("rejected".into()),
-        reason: Some(kind.into()),
-        channel: Some("soap".into()),
-        details: serde_json::json!({ "problem": reason }),
+        reason: Some(r.kind.into()),
+        channel: Some(r.channel.into()),
+        details: r.details,
         ..AuditEvent::default()
     };
     if let Err(e) = state.store.audit(&event).await {
-        tracing::error!(error = %e, interface, "the audit record of a refused request could not be written");
+        tracing::error!(error = %e, interface = r.interface, "the audit record of a refused request could not be written");
     }
 }
 
@@ -247,15 +268,15 @@ pub async fn receive<T>(
     let request_id = request_id(headers);
     let connector_id = caller.0.as_ref().map(|c| c.id().to_owned());
     let refuse = async |status, kind: &str, reason: String| {
-        audit_rejection(
-            state,
+        let rejection = Rejection {
             interface,
-            request_id.clone(),
-            connector_id.as_deref(),
+            channel: "soap",
+            request_id: request_id.clone(),
+            connector: connector_id.as_deref(),
             kind,
-            &reason,
-        )
-        .await;
+            details: serde_json::json!({ "problem": reason }),
+        };
+        audit_rejection(state, rejection).await;
         fault(status, FaultCode::Sender, &reason)
     };
     if !soap_media_type(headers) {

@@ -22,7 +22,7 @@ use otv_wire::{
 };
 use serde_json::json;
 
-use super::{Caller, Received, audit_rejection, fault, receive};
+use super::{Caller, Received, Rejection, audit_rejection, fault, receive};
 use crate::AppState;
 
 /// The handler.
@@ -58,15 +58,15 @@ pub async fn handle(
         };
         if let Err(why) = trusted {
             let reason = format!("the SAML assertion's signer certificate is not trusted: {why}");
-            audit_rejection(
-                &state,
-                "open-question",
+            let rejection = Rejection {
+                interface: "open-question",
+                channel: "soap",
                 request_id,
-                Some(connector.id()),
-                "untrusted-signer",
-                &reason,
-            )
-            .await;
+                connector: Some(connector.id()),
+                kind: "untrusted-signer",
+                details: json!({ "problem": reason }),
+            };
+            audit_rejection(&state, rejection).await;
             return fault(StatusCode::FORBIDDEN, FaultCode::Sender, &reason);
         }
     }

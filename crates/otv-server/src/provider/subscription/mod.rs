@@ -42,11 +42,15 @@ use otv_wire::fhir::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{AllowedConnector, Caller, read_body, request_id};
+use super::{
+    AllowedConnector, Caller, Rejection, audit_rejection, count_rejection, read_body, request_id,
+};
 use crate::AppState;
 
 /// The interface's name in metrics and audit records.
 const INTERFACE: &str = "subscription";
+/// The channel in audit records and metrics.
+const CHANNEL: &str = "fhir";
 
 /// `POST abonnementen/fhir/Subscription`: register (201, or 202 with the existing id).
 pub async fn create(
@@ -59,11 +63,8 @@ pub async fn create(
         Ok(e) => e,
         Err(refused) => return refused,
     };
-    let result = match exchange.read(&headers, body, MAX_RESOURCE_BYTES).await {
-        Ok(bytes) => match exchange.format.subscription(&bytes) {
-            Ok(request) => exchange.create(request).await,
-            Err(e) => Err(Refusal::fhir(e)),
-        },
+    let result = match exchange.resource(&headers, body).await {
+        Ok(request) => exchange.create(request).await,
         Err(refusal) => Err(refusal),
     };
     exchange.respond(result).await
@@ -96,11 +97,8 @@ pub async fn update(
         Ok(e) => e,
         Err(refused) => return refused,
     };
-    let result = match exchange.read(&headers, body, MAX_RESOURCE_BYTES).await {
-        Ok(bytes) => match exchange.format.subscription(&bytes) {
-            Ok(request) => exchange.update(&id, request).await,
-            Err(e) => Err(Refusal::fhir(e)),
-        },
+    let result = match exchange.resource(&headers, body).await {
+        Ok(request) => exchange.update(&id, request).await,
         Err(refusal) => Err(refusal),
     };
     exchange.respond(result).await
@@ -341,7 +339,7 @@ async fn admit<'a>(
             if first {
                 audit_refusal(state, request_id, Some(connector.id()), &refusal).await;
             } else {
-                count_refusal(&refusal);
+                count_rejection(INTERFACE, CHANNEL, refusal.kind);
             }
             let mut response = format.outcome(refusal.status, &refusal.issues);
             response
@@ -352,40 +350,25 @@ async fn admit<'a>(
     }
 }
 
-fn count_refusal(refusal: &Refusal) {
-    metrics::counter!("otv_provider_rejected_total", "interface" => INTERFACE, "kind" => refusal.kind)
-        .increment(1);
-}
-
-/// Audits a refusal, without a patient: the BSN of a refused request is not trusted enough to
-/// pseudonymise into the log (as for the SOAP interfaces).
+/// Counts and audits a refusal (as every provider interface does).
 async fn audit_refusal(
     state: &AppState,
     request_id: Option<String>,
     connector: Option<&str>,
     refusal: &Refusal,
 ) {
-    count_refusal(refusal);
-    let event = AuditEvent {
-        at: Utc::now(),
-        event: format!("{INTERFACE}-rejected"),
-        actor: connector.map_or_else(
-            || "unknown-connector".to_owned(),
-            |c| format!("connector:{c}"),
-        ),
+    let rejection = Rejection {
+        interface: INTERFACE,
+        channel: CHANNEL,
         request_id,
-        decision: Some("rejected".into()),
-        reason: Some(refusal.kind.into()),
-        channel: Some("fhir".into()),
+        connector,
+        kind: refusal.kind,
         details: json!({
             "status": refusal.status.as_u16(),
             "issues": refusal.issues.iter().map(ToString::to_string).collect::<Vec<_>>(),
         }),
-        ..AuditEvent::default()
     };
-    if let Err(e) = state.store.audit(&event).await {
-        tracing::error!(error = %e, "the audit record of a refused subscription request could not be written");
-    }
+    audit_rejection(state, rejection).await;
 }
 
 impl Exchange<'_> {
@@ -426,6 +409,16 @@ impl Exchange<'_> {
         let (resource, fhir_status) = as_fhir(record);
         self.format
             .subscription_response(status, &resource, &record.id.to_string(), fhir_status)
+    }
+
+    /// Reads and decodes one `Subscription` in the body's format.
+    async fn resource(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<SubscriptionRequest, Refusal> {
+        let bytes = self.read(headers, body, MAX_RESOURCE_BYTES).await?;
+        self.format.subscription(&bytes).map_err(Refusal::fhir)
     }
 
     async fn refuse(&self, refusal: Refusal) -> Response {
