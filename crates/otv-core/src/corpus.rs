@@ -250,9 +250,14 @@ pub fn load(text: &str) -> Result<Vec<Case>, String> {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(ctx)?;
             let mut keys = HashSet::new();
-            if let Some(dup) = answers.iter().find(|a| !keys.insert(&a.key)) {
+            // A key has one current answer in force and at most one proposal beside it.
+            if let Some(dup) = answers
+                .iter()
+                .find(|a| !keys.insert((&a.key, a.state == AnswerState::PendingGuardian)))
+            {
                 return Err(ctx(format!(
-                    "two answers for one key {:?}; a profile has one current answer per key",
+                    "two answers for one key {:?}; a profile has one current answer per key \
+                     (and at most one pending-guardian answer beside it)",
                     dup.key
                 )));
             }

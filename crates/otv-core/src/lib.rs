@@ -5,6 +5,7 @@
 //! which callers pass in.
 #![deny(missing_docs)]
 
+pub mod age;
 pub mod catalogue;
 pub mod corpus;
 pub mod decision;

@@ -1,8 +1,9 @@
 //! The consent profile (toestemmingsprofiel, PRODUCT.md §4): a citizen's answers.
 //!
 //! An [`Answer`] says yes or no to one key (holder, data category, consulter), for a validity
-//! window, in a state, with its provenance. Storage keeps one current answer per key and the
-//! history of the ones it replaced; the decision reads only the current ones.
+//! window, in a state, with its provenance. Storage keeps one current answer per key (and, beside
+//! it, at most one `pending-guardian` proposal of a child) and the history of the ones it
+//! replaced; the decision reads only the current ones, and of those only the ones in force.
 
 use std::fmt;
 
@@ -37,7 +38,7 @@ impl fmt::Display for Party {
     }
 }
 
-/// What an answer is about. One current answer per key.
+/// What an answer is about. One current answer per key, and at most one pending proposal.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct AnswerKey {
     /// The dossier holder (dossierhouder) that makes data available.

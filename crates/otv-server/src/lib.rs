@@ -11,6 +11,7 @@ pub mod access;
 pub mod closed_question;
 pub mod identity;
 pub mod import;
+pub mod portal;
 pub mod provider;
 pub mod tls;
 
@@ -59,6 +60,8 @@ pub struct AppState {
     /// Who may sign an open question's SAML assertion: certificates chaining to the provider
     /// trust store. `None` (no trust store configured) refuses every signed assertion.
     pub saml_signers: Option<Arc<tls::SignerTrust>>,
+    /// The citizen portal: its configuration and OpenID Connect client.
+    pub portal: Arc<portal::Portal>,
 }
 
 /// Installs the process-wide Prometheus recorder. Call once per process.
@@ -89,10 +92,10 @@ fn with_provider_routes(router: Router<AppState>, base: &str) -> Router<AppState
     }
 }
 
-/// The router of the plain-HTTP listener: health, readiness, metrics, and (development flag
-/// only) the provider interfaces.
+/// The router of the plain-HTTP listener: health, readiness, metrics, the citizen portal, and
+/// (development flag only) the provider interfaces.
 pub fn router(state: AppState) -> Router {
-    let mut routes = operational_routes();
+    let mut routes = operational_routes().merge(portal::with_layers(portal::routes(), &state));
     if state.dev_plain_provider_http {
         routes = with_provider_routes(routes, &state.provider_base_path);
     }

@@ -7,7 +7,7 @@
 //!   OTV_BENCH_DATABASE_URL=sqlite://bench-data/otv.sqlite OTV_BENCH_CITIZENS=1000000 \
 //!     cargo bench -p otv-store --bench decision_store
 //! PostgreSQL needs the keys the data was generated with (OTV_PSEUDONYM_KEY, OTV_ENCRYPTION_KEY,
-//! OTV_AUDIT_SIGNING_KEY). Without OTV_BENCH_DATABASE_URL the bench generates 20,000 citizens
+//! OTV_AUDIT_SIGNING_KEY, OTV_RECEIPT_SIGNING_KEY). Without OTV_BENCH_DATABASE_URL the bench generates 20,000 citizens
 //! into a temporary SQLite file first.
 
 use std::time::{Duration, Instant};
@@ -25,8 +25,9 @@ fn keys() -> Keys {
         std::env::var("OTV_PSEUDONYM_KEY"),
         std::env::var("OTV_ENCRYPTION_KEY"),
         std::env::var("OTV_AUDIT_SIGNING_KEY"),
+        std::env::var("OTV_RECEIPT_SIGNING_KEY"),
     ) {
-        (Ok(p), Ok(e), Ok(s)) => Keys::from_hex(&p, &e, &s).expect("valid keys"),
+        (Ok(p), Ok(e), Ok(s), Ok(r)) => Keys::from_hex(&p, &e, &s, &r).expect("valid keys"),
         _ => Keys::development(),
     }
 }

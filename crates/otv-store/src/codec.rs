@@ -77,6 +77,24 @@ pub(crate) struct AnswerCols<'a> {
     pub catalogue_version: &'a str,
 }
 
+/// Which current answers with its key a newly stored answer replaces, as a condition on the
+/// `state` column appended to the replacing `UPDATE` (see `Backend::record_answers`): a
+/// proposal (`pending-guardian`) and a declined proposal replace only the current proposal;
+/// `active` replaces both the answer in force and the proposal; `withdrawn` and `expired`
+/// only the answer in force.
+pub(crate) fn replaced_condition(a: &Answer, declines_proposal: bool) -> &'static str {
+    const PROPOSAL: &str = " AND state = 'pending-guardian'";
+    const IN_FORCE: &str = " AND state <> 'pending-guardian'";
+    if declines_proposal {
+        return PROPOSAL;
+    }
+    match a.state {
+        AnswerState::PendingGuardian => PROPOSAL,
+        AnswerState::Active => "",
+        AnswerState::Withdrawn | AnswerState::Expired => IN_FORCE,
+    }
+}
+
 fn party_cols(p: &Party) -> (&'static str, &str) {
     match p {
         Party::Category(c) => ("category", c.as_str()),
@@ -173,9 +191,15 @@ pub(crate) fn in_pseudonym_order<'a>(
 }
 
 /// The outbox row of a profile change: which keys changed and which audit record says so.
-/// Never a BSN; the notifier finds the citizen by the row's `citizen_id`.
+/// Never a BSN; the notifier finds the citizen by the row's `citizen_id`. Each key once, in
+/// the order first named (a key can have an answer in force and a proposal).
 pub(crate) fn profile_changed_payload(answers: &[Answer], audit_seq: i64) -> String {
-    let changed: Vec<&AnswerKey> = answers.iter().map(|a| &a.key).collect();
+    let mut changed: Vec<&AnswerKey> = Vec::with_capacity(answers.len());
+    for a in answers {
+        if !changed.contains(&&a.key) {
+            changed.push(&a.key);
+        }
+    }
     serde_json::json!({ "changed": changed, "audit_seq": audit_seq }).to_string()
 }
 

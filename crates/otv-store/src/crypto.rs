@@ -35,14 +35,15 @@ pub enum KeyError {
     },
 }
 
-/// The three keys of the store, each 32 bytes: the BSN pseudonym key (HMAC-SHA256), the BSN
-/// encryption key (AES-256-GCM) and the seed of the audit checkpoint signing key (Ed25519).
+/// The four keys of the store, each 32 bytes: the BSN pseudonym key (HMAC-SHA256), the BSN
+/// encryption key (AES-256-GCM), the seed of the audit checkpoint signing key (Ed25519) and the
+/// seed of the consent receipt signing key (Ed25519).
 ///
 /// Losing the pseudonym or encryption key makes every stored BSN unfindable or unreadable;
 /// changing the signing key makes older checkpoints fail verification. Back them up.
 #[derive(Clone)]
 pub struct Keys {
-    raw: [[u8; 32]; 3],
+    raw: [[u8; 32]; 4],
     derived: Arc<Derived>,
 }
 
@@ -50,12 +51,19 @@ struct Derived {
     pseudonym: hmac::Key,
     encryption: RandomizedNonceKey,
     audit_signing: Ed25519KeyPair,
+    receipt_signing: Ed25519KeyPair,
 }
 
 const PSEUDONYM: usize = 0;
 const ENCRYPTION: usize = 1;
 const AUDIT_SIGNING: usize = 2;
-const NAMES: [&str; 3] = ["pseudonym", "encryption", "audit signing"];
+const RECEIPT_SIGNING: usize = 3;
+const NAMES: [&str; 4] = [
+    "pseudonym",
+    "encryption",
+    "audit signing",
+    "receipt signing",
+];
 
 impl Keys {
     /// Fixed, publicly known keys for demos, tests and a first `otv serve` on a laptop.
@@ -71,9 +79,10 @@ impl Keys {
         pseudonym: &str,
         encryption: &str,
         audit_signing: &str,
+        receipt_signing: &str,
     ) -> Result<Keys, KeyError> {
-        let mut raw = [[0u8; 32]; 3];
-        for (i, text) in [pseudonym, encryption, audit_signing]
+        let mut raw = [[0u8; 32]; 4];
+        for (i, text) in [pseudonym, encryption, audit_signing, receipt_signing]
             .into_iter()
             .enumerate()
         {
@@ -95,7 +104,7 @@ impl Keys {
     /// # Panics
     /// If the operating system's random generator fails, which leaves nothing safe to do.
     pub fn generate() -> Keys {
-        let mut raw = [[0u8; 32]; 3];
+        let mut raw = [[0u8; 32]; 4];
         for k in &mut raw {
             rand::fill(k).expect("the system random generator failed");
         }
@@ -108,10 +117,19 @@ impl Keys {
     }
 
     /// The keys as hexadecimal, in the order of [`Keys::from_hex`]: pseudonym, encryption,
-    /// audit signing. Secret: only for writing a new configuration.
-    pub fn to_hex(&self) -> (String, String, String) {
-        let [p, e, a] = &self.raw;
-        (hex::encode(p), hex::encode(e), hex::encode(a))
+    /// audit signing, receipt signing. Secret: only for writing a new configuration.
+    pub fn to_hex(&self) -> [String; 4] {
+        self.raw.map(hex::encode)
+    }
+
+    /// The raw Ed25519 public key (32 bytes) that verifies consent receipts.
+    pub fn receipt_public_key(&self) -> Vec<u8> {
+        self.derived.receipt_signing.public_key().as_ref().to_vec()
+    }
+
+    /// Signs a consent receipt (the JWS signing input); an Ed25519 signature of 64 bytes.
+    pub fn sign_receipt(&self, message: &[u8]) -> Vec<u8> {
+        self.derived.receipt_signing.sign(message).as_ref().to_vec()
     }
 
     /// The raw Ed25519 public key (32 bytes) that verifies audit checkpoints.
@@ -119,12 +137,14 @@ impl Keys {
         self.derived.audit_signing.public_key().as_ref().to_vec()
     }
 
-    fn from_raw(raw: [[u8; 32]; 3]) -> Keys {
+    fn from_raw(raw: [[u8; 32]; 4]) -> Keys {
         let derived = Derived {
             pseudonym: hmac::Key::new(hmac::HMAC_SHA256, &raw[PSEUDONYM]),
             encryption: RandomizedNonceKey::new(&AES_256_GCM, &raw[ENCRYPTION])
                 .expect("a 32-byte key is valid for AES-256-GCM"),
             audit_signing: Ed25519KeyPair::from_seed_unchecked(&raw[AUDIT_SIGNING])
+                .expect("every 32-byte seed is a valid Ed25519 seed"),
+            receipt_signing: Ed25519KeyPair::from_seed_unchecked(&raw[RECEIPT_SIGNING])
                 .expect("every 32-byte seed is a valid Ed25519 seed"),
         };
         Keys {
@@ -139,6 +159,19 @@ impl Keys {
     /// the key; never the BSN.
     pub fn patient_reference(&self, bsn: &Bsn) -> String {
         hex::encode(self.pseudonym(bsn))
+    }
+
+    /// A keyed tag of a short secret (a guardian pairing code): what is stored instead of the
+    /// secret. Keyed, because a plain hash of a short code could be reversed by trying every
+    /// code; `purpose` separates the tags of different kinds of secret from each other and from
+    /// BSN pseudonyms.
+    pub(crate) fn secret_tag(&self, purpose: &str, secret: &str) -> [u8; 32] {
+        let mut input = Vec::with_capacity(purpose.len() + 1 + secret.len());
+        input.extend_from_slice(purpose.as_bytes());
+        input.push(0);
+        input.extend_from_slice(secret.as_bytes());
+        let tag = hmac::sign(&self.derived.pseudonym, &input);
+        tag.as_ref().try_into().expect("HMAC-SHA256 gives 32 bytes")
     }
 
     pub(crate) fn pseudonym(&self, bsn: &Bsn) -> [u8; 32] {
@@ -202,7 +235,7 @@ impl fmt::Debug for Keys {
 }
 
 /// Derived from fixed labels so the bytes are obviously not secret.
-fn development_raw() -> [[u8; 32]; 3] {
+fn development_raw() -> [[u8; 32]; 4] {
     NAMES.map(|name| {
         let label = format!("otv development key, never for production: {name}");
         digest::digest(&digest::SHA256, label.as_bytes())
@@ -251,32 +284,34 @@ mod tests {
     #[test]
     fn hex_round_trip_and_errors_name_the_key() {
         let keys = Keys::generate();
-        let (p, e, a) = keys.to_hex();
-        let again = Keys::from_hex(&p, &e, &a).unwrap();
+        let [p, e, a, r] = keys.to_hex();
+        let again = Keys::from_hex(&p, &e, &a, &r).unwrap();
         assert_eq!(again.audit_public_key(), keys.audit_public_key());
+        assert_eq!(again.receipt_public_key(), keys.receipt_public_key());
+        assert_ne!(keys.receipt_public_key(), keys.audit_public_key());
         assert!(!again.is_development());
-        let (p, e, a) = Keys::development().to_hex();
-        assert!(Keys::from_hex(&p, &e, &a).unwrap().is_development());
+        let [p, e, a, r] = Keys::development().to_hex();
+        assert!(Keys::from_hex(&p, &e, &a, &r).unwrap().is_development());
 
         assert_eq!(
-            Keys::from_hex(&p, &"zz".repeat(32), &a).unwrap_err(),
+            Keys::from_hex(&p, &"zz".repeat(32), &a, &r).unwrap_err(),
             KeyError::NotHex { key: "encryption" }
         );
         assert_eq!(
-            Keys::from_hex(&p, &e, "abcd").unwrap_err(),
+            Keys::from_hex(&p, &e, "abcd", &r).unwrap_err(),
             KeyError::WrongLength {
                 key: "audit signing",
                 digits: 4
             }
         );
         assert_eq!(
-            Keys::from_hex(&p, &e, "abcd").unwrap_err().to_string(),
+            Keys::from_hex(&p, &e, "abcd", &r).unwrap_err().to_string(),
             "the audit signing key must be 64 hex digits (32 bytes), not 4"
         );
         // Surrounding whitespace (a trailing newline in a key file) is not part of the key.
-        assert!(Keys::from_hex(&format!(" {p}\n"), &e, &a).is_ok());
+        assert!(Keys::from_hex(&format!(" {p}\n"), &e, &a, &r).is_ok());
         assert!(matches!(
-            Keys::from_hex("abc", &e, &a).unwrap_err(),
+            Keys::from_hex("abc", &e, &a, &r).unwrap_err(),
             KeyError::WrongLength {
                 key: "pseudonym",
                 ..
@@ -288,8 +323,7 @@ mod tests {
     fn debug_shows_no_key_material() {
         let keys = Keys::generate();
         let shown = format!("{keys:?}");
-        let (p, e, a) = keys.to_hex();
-        for secret in [p, e, a] {
+        for secret in keys.to_hex() {
             assert!(!shown.contains(&secret));
         }
         assert!(shown.contains("development: false"));

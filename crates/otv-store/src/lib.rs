@@ -16,9 +16,11 @@
 
 mod audit;
 mod audit_writer;
+mod citizen;
 mod codec;
 mod crypto;
 pub mod generate;
+mod guardian;
 mod model;
 mod postgres;
 mod sqlite;
@@ -29,7 +31,13 @@ use chrono::{DateTime, Utc};
 use otv_core::{Answer, Bsn};
 
 pub use audit::{AuditEvent, AuditRecord, VerifyReport};
+pub use citizen::{
+    ChangeEntry, ChangeRecord, CheckNotice, CitizenExport, CitizenSettings, ConsentCheck, Deletion,
+    EMAIL_VERIFICATION, EmailConfirmation, EmailVerification, ExportAnswer, ExportDetails,
+    ExportSubscription, ExportTerms, History, PROFILE_DELETED, Period, SettingsChange,
+};
 pub use crypto::{KeyError, Keys};
+pub use guardian::{LinkedChild, PairingCodeStatus, PairingLimit, Redemption};
 pub use model::{
     CitizenDetails, Connector, GeneratedCitizen, NewSubscription, Provider, Registration,
     StoreStats, Subscription, SubscriptionChange, SubscriptionRecord, SubscriptionState,
@@ -37,6 +45,7 @@ pub use model::{
 pub use model::{
     ImportChunk, ImportCommit, ImportIssue, ImportProgress, ImportRefusal, MAX_STORED_REFUSALS,
 };
+pub use model::{PortalSession, ProviderQuery};
 
 /// A storage error. Never carries a BSN.
 #[derive(Debug, thiserror::Error)]
@@ -87,11 +96,43 @@ pub trait Backend: Send + Sync {
     /// The BSN of a citizen, decrypted (for notifications to the holder).
     async fn citizen_bsn(&self, citizen: uuid::Uuid) -> Result<Option<Bsn>>;
 
-    /// Records answers for a citizen in one transaction: each replaces the current answer with
-    /// the same key (which stays in the history), with one audit record and one outbox row.
-    async fn record_answers(&self, bsn: &Bsn, answers: &[Answer], audit: &AuditEvent)
-    -> Result<()>;
+    /// Records answers for a citizen in one transaction, with one audit record and one outbox
+    /// row. Returns the sequence number of that audit record, which identifies the change (its
+    /// receipt, `/bewijs/<seq>`); every answer stored by the change carries it.
+    ///
+    /// A key has at most one current answer in force (any state but `pending-guardian`) and at
+    /// most one current proposal (`pending-guardian`, a child's answer waiting for a parent or
+    /// guardian). A new answer replaces (the replaced ones stay in the history):
+    /// - `pending-guardian`: only the current proposal with its key; the answer in force stays
+    ///   in force (a proposal never counts, so it may not remove what counts either);
+    /// - `active`: both the answer in force and the proposal (a confirmation, an adult's own
+    ///   change or a provider's answer is a decision made after the proposal; a parent must
+    ///   not later confirm a proposal that a newer answer overtook);
+    /// - `withdrawn`, `expired`: only the answer in force (e.g. an emergency consent withdrawn);
+    ///   a proposal keeps waiting.
+    ///
+    /// A parent or guardian who declines proposals uses [`Backend::decline_pending`] instead.
+    async fn record_answers(
+        &self,
+        bsn: &Bsn,
+        answers: &[Answer],
+        audit: &AuditEvent,
+    ) -> Result<i64>;
+    /// Declines a child's proposals (PRODUCT.md §10): for each answer's key, the current
+    /// `pending-guardian` answer is replaced by the given answer (the caller records it
+    /// `withdrawn`, channel `guardian-confirmation`), which is kept in the history only and is
+    /// never current; the answer in force for the key stays in force. One transaction with one
+    /// audit record and one outbox row, as `record_answers`; returns the audit record's
+    /// sequence number.
+    async fn decline_pending(
+        &self,
+        bsn: &Bsn,
+        answers: &[Answer],
+        audit: &AuditEvent,
+    ) -> Result<i64>;
     /// The current answers of a citizen (empty for an unknown citizen). The decision's hot path.
+    /// Per key at most one answer in force and one `pending-guardian` proposal (which the
+    /// decision ignores); readers that show or compare answers per key must tell them apart.
     async fn profile(&self, bsn: &Bsn) -> Result<Vec<Answer>>;
     /// Every answer ever recorded for a citizen, current and replaced, oldest first.
     async fn answer_history(&self, bsn: &Bsn) -> Result<Vec<Answer>>;
@@ -166,6 +207,138 @@ pub trait Backend: Send + Sync {
     /// (a registration that exists is left as it is) and moves the import's progress to the
     /// chunk's last line, but only if the progress is still where the chunk started.
     async fn commit_import_chunk(&self, chunk: &ImportChunk<'_>) -> Result<ImportCommit>;
+
+    // -----------------------------------------------------------------------------------------
+    // The citizen's own data (portal: settings, e-mail, history, export, deletion, receipts).
+    // Every change appends its audit record (`audit`, the patient filled in by the store) in
+    // its own transaction.
+
+    /// Signs a consent receipt with the configured receipt key (Ed25519): the signature of
+    /// `message` (64 bytes).
+    fn sign_receipt(&self, message: &[u8]) -> Vec<u8>;
+    /// The raw Ed25519 public key (32 bytes) that verifies consent receipts.
+    fn receipt_public_key(&self) -> Vec<u8>;
+    /// The citizen's settings; the defaults for a citizen who never changed one, or is unknown.
+    async fn citizen_settings(&self, bsn: &Bsn) -> Result<CitizenSettings>;
+    /// Changes settings (the citizen is created if unknown); returns them as they are now.
+    async fn update_citizen_settings(
+        &self,
+        bsn: &Bsn,
+        change: &SettingsChange,
+        audit: &AuditEvent,
+    ) -> Result<CitizenSettings>;
+    /// Sets a new e-mail address, not yet verified, and writes the outbox row
+    /// ([`EMAIL_VERIFICATION`]) that will send the link; a link sent earlier stops working.
+    async fn request_email_verification(
+        &self,
+        bsn: &Bsn,
+        request: &EmailVerification<'_>,
+        audit: &AuditEvent,
+    ) -> Result<()>;
+    /// Verifies the citizen's waiting address if `token_sha256` is that of the last link sent
+    /// to this citizen and it has not expired at `now`. A link works once.
+    async fn confirm_email(
+        &self,
+        bsn: &Bsn,
+        token_sha256: &[u8; 32],
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<EmailConfirmation>;
+    /// Removes the e-mail address (nothing is sent any more).
+    async fn remove_email(&self, bsn: &Bsn, audit: &AuditEvent) -> Result<()>;
+    /// The changes and consent checks of the citizen in `period`, newest first, at most
+    /// `limit` of each.
+    async fn history(&self, bsn: &Bsn, period: &Period, limit: usize) -> Result<History>;
+    /// The change `seq` if it recorded answers of this citizen; `None` otherwise (another
+    /// citizen's change, or no change of answers).
+    async fn change_record(&self, bsn: &Bsn, seq: i64) -> Result<Option<ChangeRecord>>;
+    /// Everything otv holds about the citizen; `None` for an unknown citizen.
+    async fn export_citizen(&self, bsn: &Bsn) -> Result<Option<CitizenExport>>;
+    /// Deletes the citizen's personal data, settings, answers (history included), pending
+    /// outbox rows and portal sessions, in one transaction with `audit`. Audit records stay
+    /// (they hold only the pseudonym). Registrations by providers (subscriptions) stay: they
+    /// are the provider's statement that it holds a record, not the citizen's choice; the
+    /// citizen row then keeps only the pseudonym and the encrypted BSN they need, and a
+    /// [`PROFILE_DELETED`] outbox row tells those holders the answers are gone. Without
+    /// registrations the citizen row goes too.
+    async fn delete_citizen(&self, bsn: &Bsn, audit: &AuditEvent) -> Result<Deletion>;
+
+    // -----------------------------------------------------------------------------------------
+    // The citizen portal: sessions, terms of use, personal details, the directory search.
+
+    /// Stores a new portal session under the SHA-256 of its token, and removes every session
+    /// idle since before `idle_cutoff`.
+    async fn create_portal_session(
+        &self,
+        token_sha256: &[u8; 32],
+        session: &PortalSession,
+        idle_cutoff: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The session of a token: `None` when unknown or idle since before `idle_cutoff` (then it
+    /// is removed). A session that is found has its last activity moved to `now`.
+    async fn touch_portal_session(
+        &self,
+        token_sha256: &[u8; 32],
+        idle_cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PortalSession>>;
+    /// Ends a session (logout). Ending an unknown one does nothing.
+    async fn delete_portal_session(&self, token_sha256: &[u8; 32]) -> Result<()>;
+    /// Whether `bsn` has accepted the terms-of-use `version`.
+    async fn terms_accepted(&self, bsn: &Bsn, version: &str) -> Result<bool>;
+    /// Records that `bsn` accepted the terms-of-use `version` (the first acceptance's time
+    /// stays), marks the session `token_sha256` as having accepted it, and appends `audit`, in
+    /// one transaction.
+    async fn accept_terms(
+        &self,
+        bsn: &Bsn,
+        version: &str,
+        token_sha256: &[u8; 32],
+        audit: &AuditEvent,
+    ) -> Result<()>;
+    /// The stored personal details of a citizen (`None` for an unknown citizen).
+    async fn citizen_details(&self, bsn: &Bsn) -> Result<Option<CitizenDetails>>;
+    /// Searches the provider directory; at most `query.limit` results, by name.
+    async fn search_providers(&self, query: &ProviderQuery<'_>) -> Result<Vec<Provider>>;
+
+    // -----------------------------------------------------------------------------------------
+    // Minors and their parents or guardians (`guardian`): pairing codes and links. Confirming
+    // a child's answers is `record_answers`, like every change.
+
+    /// Makes `code` the child's pairing code until `expires_at` (stored only as a keyed tag); a
+    /// code the child made before and did not use stops working. Appends `audit` (the child's
+    /// pseudonym as patient, the expiry in its details) in the same transaction. `false` (and
+    /// nothing changed) when `code` is already taken: make another.
+    async fn issue_pairing_code(
+        &self,
+        child: &Bsn,
+        code: &str,
+        expires_at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool>;
+    /// The child's unused pairing code that still works at `now` (when made, until when).
+    async fn pairing_code_status(
+        &self,
+        child: &Bsn,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PairingCodeStatus>>;
+    /// `guardian` types `code`: unless they typed `limit.max_failures` wrong codes within
+    /// `limit.window` ([`Redemption::Blocked`], nothing checked), a right code is used up and
+    /// links them to the child; a wrong one is counted. One transaction with `audit` (the
+    /// outcome as decision, the child as patient when the code named one); of the tries
+    /// refused during one pause only the first is audited.
+    async fn redeem_pairing_code(
+        &self,
+        guardian: &Bsn,
+        code: &str,
+        now: DateTime<Utc>,
+        limit: &PairingLimit,
+        audit: &AuditEvent,
+    ) -> Result<Redemption>;
+    /// The children `guardian` is linked to, oldest link first.
+    async fn linked_children(&self, guardian: &Bsn) -> Result<Vec<LinkedChild>>;
+    /// The child of link `link`, if that link is `guardian`'s (`None` for anyone else's).
+    async fn linked_child(&self, guardian: &Bsn, link: uuid::Uuid) -> Result<Option<LinkedChild>>;
 }
 
 /// A shared handle to the storage backend.

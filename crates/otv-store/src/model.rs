@@ -314,3 +314,60 @@ impl ImportProgress {
         p
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The citizen portal: sessions and the directory search.
+
+/// A logged-in portal session (stored server-side; the browser holds only a random token whose
+/// SHA-256 is the key). `actor` logged in; `subject` is whose profile they manage: the same
+/// person, or the citizen a representative acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalSession {
+    /// Who logged in.
+    pub actor: Bsn,
+    /// Whose profile is managed.
+    pub subject: Bsn,
+    /// The name of who logged in, as the identity provider gave it.
+    pub actor_name: Option<String>,
+    /// The name of the citizen whose profile is managed, if known.
+    pub subject_name: Option<String>,
+    /// The birth date of the citizen whose profile is managed, if known.
+    pub subject_birth_date: Option<NaiveDate>,
+    /// The token every form of this session must carry.
+    pub csrf_token: String,
+    /// The terms-of-use version the actor has accepted, if it is known to be current.
+    pub terms_version: Option<String>,
+    /// When the actor logged in (a "fresh login" is a recent one).
+    pub login_at: DateTime<Utc>,
+    /// The last request of the session (idle timeout).
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// A search in the provider directory: a name fragment (case-insensitive), or a URA, or
+/// organisation types.
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderQuery<'a> {
+    /// Matched as a part of the name, case-insensitively, and as the whole URA. Empty: not
+    /// used.
+    pub text: &'a str,
+    /// Providers of these types match too.
+    pub organisation_types: &'a [OrgType],
+    /// At most this many results, ordered by name.
+    pub limit: u32,
+}
+
+impl ProviderQuery<'_> {
+    /// `text` as a `LIKE` pattern that matches it anywhere, with `\` escaping `%`, `_` and `\`.
+    pub(crate) fn like_pattern(&self) -> String {
+        let mut p = String::with_capacity(self.text.len() + 2);
+        p.push('%');
+        for c in self.text.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                p.push('\\');
+            }
+            p.push(c);
+        }
+        p.push('%');
+        p
+    }
+}

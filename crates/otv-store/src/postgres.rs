@@ -25,6 +25,7 @@ use crate::audit::{
     AuditEvent, CHECKPOINT_EVERY, Checkpoint, Prepared, StoredRecord, Verifier, VerifyReport,
 };
 use crate::audit_writer::AuditWriter;
+use crate::citizen;
 use crate::codec::{
     self, AnswerCols, SubscriptionRow, answer_columns, in_pseudonym_order,
     subscription_record_query,
@@ -33,7 +34,10 @@ use crate::model::{
     CitizenDetails, Connector, GeneratedCitizen, NewSubscription, Provider, Registration,
     StoreStats, Subscription, SubscriptionChange, SubscriptionRecord,
 };
+use crate::model::{PortalSession, ProviderQuery};
 use crate::{Backend, Keys, Result};
+
+mod guardian;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -48,6 +52,98 @@ pub(crate) struct PgStore {
 }
 
 impl PgStore {
+    /// `record_answers` and, with `declines_proposal`, `decline_pending`: the declined
+    /// proposals are stored as history only (replaced as they are stored).
+    async fn write_answers(
+        &self,
+        bsn: &Bsn,
+        answers: &[Answer],
+        audit: &AuditEvent,
+        declines_proposal: bool,
+    ) -> Result<i64> {
+        let now = codec::now();
+        let cols = answers
+            .iter()
+            .map(AnswerCols::from_answer)
+            .collect::<Result<Vec<_>>>()?;
+        let mut event = audit.clone();
+        if event.patient.is_none() {
+            event.patient = Some(self.keys.patient_reference(bsn));
+        }
+        let mut tx = self.pool.begin().await?;
+        let citizen = lock_citizen(&mut tx, &self.keys, bsn, now).await?;
+        let mut ids = Vec::with_capacity(cols.len());
+        for (a, c) in answers.iter().zip(&cols) {
+            let id = Uuid::now_v7();
+            ids.push(id);
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE answers SET superseded_at = $1 WHERE citizen_id = $2 AND holder_kind = $3 \
+                 AND holder_code = $4 AND data_category = $5 AND consulter_kind = $6 AND consulter_code = $7 \
+                 AND superseded_at IS NULL{}",
+                codec::replaced_condition(a, declines_proposal)
+            )))
+            .bind(now)
+            .bind(citizen)
+            .bind(c.holder_kind)
+            .bind(c.holder_code)
+            .bind(c.data_category)
+            .bind(c.consulter_kind)
+            .bind(c.consulter_code)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(concat!(
+                "INSERT INTO answers (citizen_id, id, ",
+                answer_columns!(),
+                ", superseded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            ))
+            .bind(citizen)
+            .bind(id)
+            .bind(c.holder_kind)
+            .bind(c.holder_code)
+            .bind(c.data_category)
+            .bind(c.consulter_kind)
+            .bind(c.consulter_code)
+            .bind(c.effect)
+            .bind(c.valid_from)
+            .bind(c.valid_until)
+            .bind(c.state)
+            .bind(c.recorded_at)
+            .bind(c.channel)
+            .bind(&*c.actor)
+            .bind(c.catalogue_version)
+            .bind(declines_proposal.then_some(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Last, so the chain's lock is held only for the end of the transaction.
+        let seq = append_audit(&mut tx, &self.keys, &event).await?;
+        // The attempt is audited either way; with no answer changed there is nobody to notify.
+        if !answers.is_empty() {
+            // Each answer names its change, for the change's receipt.
+            sqlx::query(
+                "UPDATE answers SET change_seq = $1 WHERE citizen_id = $2 AND id = ANY($3)",
+            )
+            .bind(seq)
+            .bind(citizen)
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(citizen)
+            .bind(codec::PROFILE_CHANGED)
+            .bind(codec::profile_changed_payload(answers, seq))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(seq)
+    }
+
     /// Connects to the database at `url`.
     pub(crate) async fn connect(url: &str, keys: Keys) -> Result<PgStore> {
         let options = PgConnectOptions::from_str(url)?.application_name("otv");
@@ -439,74 +535,17 @@ impl Backend for PgStore {
         bsn: &Bsn,
         answers: &[Answer],
         audit: &AuditEvent,
-    ) -> Result<()> {
-        let now = codec::now();
-        let cols = answers
-            .iter()
-            .map(AnswerCols::from_answer)
-            .collect::<Result<Vec<_>>>()?;
-        let mut event = audit.clone();
-        if event.patient.is_none() {
-            event.patient = Some(self.keys.patient_reference(bsn));
-        }
-        let mut tx = self.pool.begin().await?;
-        let citizen = lock_citizen(&mut tx, &self.keys, bsn, now).await?;
-        for c in &cols {
-            sqlx::query(
-                "UPDATE answers SET superseded_at = $1 WHERE citizen_id = $2 AND holder_kind = $3 \
-                 AND holder_code = $4 AND data_category = $5 AND consulter_kind = $6 AND consulter_code = $7 \
-                 AND superseded_at IS NULL",
-            )
-            .bind(now)
-            .bind(citizen)
-            .bind(c.holder_kind)
-            .bind(c.holder_code)
-            .bind(c.data_category)
-            .bind(c.consulter_kind)
-            .bind(c.consulter_code)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(concat!(
-                "INSERT INTO answers (citizen_id, id, ",
-                answer_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-            ))
-            .bind(citizen)
-            .bind(Uuid::now_v7())
-            .bind(c.holder_kind)
-            .bind(c.holder_code)
-            .bind(c.data_category)
-            .bind(c.consulter_kind)
-            .bind(c.consulter_code)
-            .bind(c.effect)
-            .bind(c.valid_from)
-            .bind(c.valid_until)
-            .bind(c.state)
-            .bind(c.recorded_at)
-            .bind(c.channel)
-            .bind(&*c.actor)
-            .bind(c.catalogue_version)
-            .execute(&mut *tx)
-            .await?;
-        }
-        // Last, so the chain's lock is held only for the end of the transaction.
-        let seq = append_audit(&mut tx, &self.keys, &event).await?;
-        // The attempt is audited either way; with no answer changed there is nobody to notify.
-        if !answers.is_empty() {
-            sqlx::query(
-                "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) \
-                 VALUES ($1, $2, $3, $4, $5, $5)",
-            )
-            .bind(Uuid::now_v7())
-            .bind(citizen)
-            .bind(codec::PROFILE_CHANGED)
-            .bind(codec::profile_changed_payload(answers, seq))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    ) -> Result<i64> {
+        self.write_answers(bsn, answers, audit, false).await
+    }
+
+    async fn decline_pending(
+        &self,
+        bsn: &Bsn,
+        answers: &[Answer],
+        audit: &AuditEvent,
+    ) -> Result<i64> {
+        self.write_answers(bsn, answers, audit, true).await
     }
 
     async fn profile(&self, bsn: &Bsn) -> Result<Vec<Answer>> {
@@ -908,6 +947,282 @@ impl Backend for PgStore {
     ) -> Result<crate::ImportCommit> {
         commit_import(self, chunk).await
     }
+
+    // -----------------------------------------------------------------------------------------
+    // The citizen portal.
+
+    async fn create_portal_session(
+        &self,
+        token_sha256: &[u8; 32],
+        s: &PortalSession,
+        idle_cutoff: DateTime<Utc>,
+    ) -> Result<()> {
+        let actor = self.keys.pseudonym(&s.actor);
+        let subject = self.keys.pseudonym(&s.subject);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM portal_sessions WHERE last_seen_at < $1")
+            .bind(codec::micros(idle_cutoff))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO portal_sessions (token_sha256, actor_pseudonym, actor_encrypted, subject_pseudonym, \
+             subject_encrypted, actor_name, subject_name, subject_birth_date, csrf_token, terms_version, login_at, \
+             last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&token_sha256[..])
+        .bind(&actor[..])
+        .bind(self.keys.encrypt_bsn(&s.actor, &actor))
+        .bind(&subject[..])
+        .bind(self.keys.encrypt_bsn(&s.subject, &subject))
+        .bind(&s.actor_name)
+        .bind(&s.subject_name)
+        .bind(s.subject_birth_date)
+        .bind(&s.csrf_token)
+        .bind(&s.terms_version)
+        .bind(codec::micros(s.login_at))
+        .bind(codec::micros(s.last_seen_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn touch_portal_session(
+        &self,
+        token_sha256: &[u8; 32],
+        idle_cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PortalSession>> {
+        let row: Option<PgRow> = sqlx::query(
+            "UPDATE portal_sessions SET last_seen_at = $1 WHERE token_sha256 = $2 AND last_seen_at >= $3 \
+             RETURNING actor_pseudonym, actor_encrypted, subject_pseudonym, subject_encrypted, actor_name, \
+             subject_name, subject_birth_date, csrf_token, terms_version, login_at, last_seen_at",
+        )
+        .bind(codec::micros(now))
+        .bind(&token_sha256[..])
+        .bind(codec::micros(idle_cutoff))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            sqlx::query("DELETE FROM portal_sessions WHERE token_sha256 = $1")
+                .bind(&token_sha256[..])
+                .execute(&self.pool)
+                .await?;
+            return Ok(None);
+        };
+        let bsn = |sealed: usize, pseudonym: usize| -> Result<Bsn> {
+            let sealed: Vec<u8> = row.try_get(sealed)?;
+            let pseudonym: Vec<u8> = row.try_get(pseudonym)?;
+            self.keys.decrypt_bsn(&sealed, &pseudonym)
+        };
+        Ok(Some(PortalSession {
+            actor: bsn(1, 0)?,
+            subject: bsn(3, 2)?,
+            actor_name: row.try_get(4)?,
+            subject_name: row.try_get(5)?,
+            subject_birth_date: row.try_get(6)?,
+            csrf_token: row.try_get(7)?,
+            terms_version: row.try_get(8)?,
+            login_at: row.try_get(9)?,
+            last_seen_at: row.try_get(10)?,
+        }))
+    }
+
+    async fn delete_portal_session(&self, token_sha256: &[u8; 32]) -> Result<()> {
+        sqlx::query("DELETE FROM portal_sessions WHERE token_sha256 = $1")
+            .bind(&token_sha256[..])
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn terms_accepted(&self, bsn: &Bsn, version: &str) -> Result<bool> {
+        let pseudonym = self.keys.pseudonym(bsn);
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM terms_acceptances WHERE bsn_pseudonym = $1 AND version = $2",
+        )
+        .bind(&pseudonym[..])
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    async fn accept_terms(
+        &self,
+        bsn: &Bsn,
+        version: &str,
+        token_sha256: &[u8; 32],
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        let pseudonym = self.keys.pseudonym(bsn);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO terms_acceptances (bsn_pseudonym, version, accepted_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (bsn_pseudonym, version) DO NOTHING",
+        )
+        .bind(&pseudonym[..])
+        .bind(version)
+        .bind(codec::now())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE portal_sessions SET terms_version = $1 WHERE token_sha256 = $2")
+            .bind(version)
+            .bind(&token_sha256[..])
+            .execute(&mut *tx)
+            .await?;
+        append_audit(&mut tx, &self.keys, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn citizen_details(&self, bsn: &Bsn) -> Result<Option<CitizenDetails>> {
+        let pseudonym = self.keys.pseudonym(bsn);
+        let row: Option<(Option<String>, Option<String>, Option<NaiveDate>)> =
+            sqlx::query_as("SELECT name, email, birth_date FROM citizens WHERE bsn_pseudonym = $1")
+                .bind(&pseudonym[..])
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(name, email, birth_date)| CitizenDetails {
+            name,
+            email,
+            birth_date,
+        }))
+    }
+
+    async fn search_providers(&self, q: &ProviderQuery<'_>) -> Result<Vec<Provider>> {
+        let types: Vec<&str> = q.organisation_types.iter().map(OrgType::as_str).collect();
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT ura, name, organisation_type FROM providers \
+             WHERE ($1 <> '' AND (name ILIKE $2 ESCAPE '\\' OR ura = $1)) \
+             OR organisation_type = ANY($3) ORDER BY name, ura LIMIT $4",
+        )
+        .bind(q.text)
+        .bind(q.like_pattern())
+        .bind(&types)
+        .bind(i64::from(q.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(ura, name, t)| {
+                Ok(Provider {
+                    ura: Ura::parse(&ura).map_err(|_| codec::corrupt("providers.ura"))?,
+                    name,
+                    organisation_type: OrgType::parse(&t)
+                        .map_err(|_| codec::corrupt("providers.organisation_type"))?,
+                })
+            })
+            .collect()
+    }
+    // -----------------------------------------------------------------------------------------
+    // The citizen's own data (settings, e-mail, history, export, deletion, receipts); the
+    // work is in the functions at the end of this file.
+
+    fn sign_receipt(&self, message: &[u8]) -> Vec<u8> {
+        self.keys.sign_receipt(message)
+    }
+
+    fn receipt_public_key(&self) -> Vec<u8> {
+        self.keys.receipt_public_key()
+    }
+
+    async fn citizen_settings(&self, bsn: &Bsn) -> Result<crate::CitizenSettings> {
+        let mut conn = self.pool.acquire().await?;
+        read_settings(&mut conn, &self.keys.pseudonym(bsn)).await
+    }
+
+    async fn update_citizen_settings(
+        &self,
+        bsn: &Bsn,
+        change: &crate::SettingsChange,
+        audit: &AuditEvent,
+    ) -> Result<crate::CitizenSettings> {
+        update_settings(self, bsn, change, audit).await
+    }
+
+    async fn request_email_verification(
+        &self,
+        bsn: &Bsn,
+        request: &crate::EmailVerification<'_>,
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        request_email(self, bsn, request, audit).await
+    }
+
+    async fn confirm_email(
+        &self,
+        bsn: &Bsn,
+        token_sha256: &[u8; 32],
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<crate::EmailConfirmation> {
+        confirm_email(self, bsn, token_sha256, now, audit).await
+    }
+
+    async fn remove_email(&self, bsn: &Bsn, audit: &AuditEvent) -> Result<()> {
+        remove_email(self, bsn, audit).await
+    }
+
+    async fn history(
+        &self,
+        bsn: &Bsn,
+        period: &crate::Period,
+        limit: usize,
+    ) -> Result<crate::History> {
+        history(self, bsn, period, limit).await
+    }
+
+    async fn change_record(&self, bsn: &Bsn, seq: i64) -> Result<Option<crate::ChangeRecord>> {
+        change_record(self, bsn, seq).await
+    }
+
+    async fn export_citizen(&self, bsn: &Bsn) -> Result<Option<crate::CitizenExport>> {
+        export_citizen(self, bsn).await
+    }
+
+    async fn delete_citizen(&self, bsn: &Bsn, audit: &AuditEvent) -> Result<crate::Deletion> {
+        delete_citizen(self, bsn, audit).await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Minors and their parents or guardians: the work is in `postgres/guardian.rs`.
+
+    async fn issue_pairing_code(
+        &self,
+        child: &Bsn,
+        code: &str,
+        expires_at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool> {
+        guardian::issue(self, child, code, expires_at, audit).await
+    }
+
+    async fn pairing_code_status(
+        &self,
+        child: &Bsn,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::PairingCodeStatus>> {
+        guardian::status(self, child, now).await
+    }
+
+    async fn redeem_pairing_code(
+        &self,
+        guardian: &Bsn,
+        code: &str,
+        now: DateTime<Utc>,
+        limit: &crate::PairingLimit,
+        audit: &AuditEvent,
+    ) -> Result<crate::Redemption> {
+        guardian::redeem(self, guardian, code, now, limit, audit).await
+    }
+
+    async fn linked_children(&self, guardian: &Bsn) -> Result<Vec<crate::LinkedChild>> {
+        guardian::children(self, guardian).await
+    }
+
+    async fn linked_child(&self, guardian: &Bsn, link: Uuid) -> Result<Option<crate::LinkedChild>> {
+        guardian::child(self, guardian, link).await
+    }
 }
 
 /// The stored progress of one bulk import; with `lock`, the row stays locked until the
@@ -1063,4 +1378,584 @@ async fn commit_import(
     .await?;
     tx.commit().await?;
     Ok(crate::ImportCommit::Committed { created, progress })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The citizen's own data: settings, e-mail verification, history, export, deletion, and the
+// record of one change for its receipt. What the rows mean lives in `citizen`.
+
+/// The audit event with the patient and `extra` details filled in.
+fn citizen_event(
+    keys: &Keys,
+    bsn: &Bsn,
+    audit: &AuditEvent,
+    extra: serde_json::Value,
+) -> AuditEvent {
+    let mut event = audit.clone();
+    if event.patient.is_none() {
+        event.patient = Some(keys.patient_reference(bsn));
+    }
+    citizen::merge_details(&mut event, extra);
+    event
+}
+
+type SettingsRow = (
+    Option<String>,
+    Option<bool>,
+    Option<String>,
+    Option<bool>,
+    Option<bool>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
+async fn read_settings(
+    conn: &mut PgConnection,
+    pseudonym: &[u8; 32],
+) -> Result<crate::CitizenSettings> {
+    let row: Option<SettingsRow> = sqlx::query_as(
+        "SELECT c.email, s.notify_changes, s.notify_checks, s.lock_provider_changes, s.refuse_emergency, \
+         s.email_verified_at, s.email_token_expires_at \
+         FROM citizens c LEFT JOIN citizen_settings s ON s.citizen_id = c.id WHERE c.bsn_pseudonym = $1",
+    )
+    .bind(&pseudonym[..])
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((email, changes, checks, lock, refuse, verified, expires)) = row else {
+        return Ok(crate::CitizenSettings::default());
+    };
+    let d = crate::CitizenSettings::default();
+    Ok(crate::CitizenSettings {
+        notify_changes: changes.unwrap_or(d.notify_changes),
+        notify_checks: match checks {
+            Some(c) => crate::CheckNotice::parse(&c)
+                .ok_or_else(|| codec::corrupt("citizen_settings.notify_checks"))?,
+            None => d.notify_checks,
+        },
+        lock_provider_changes: lock.unwrap_or(d.lock_provider_changes),
+        refuse_emergency: refuse.unwrap_or(d.refuse_emergency),
+        email,
+        email_verified_at: verified,
+        email_link_expires_at: expires,
+    })
+}
+
+/// Writes the four preferences of `s` for the citizen (creating the settings row).
+async fn write_preferences(
+    conn: &mut PgConnection,
+    citizen: Uuid,
+    s: &crate::CitizenSettings,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO citizen_settings (citizen_id, notify_changes, notify_checks, lock_provider_changes, \
+         refuse_emergency, updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (citizen_id) DO UPDATE SET \
+         notify_changes = excluded.notify_changes, notify_checks = excluded.notify_checks, \
+         lock_provider_changes = excluded.lock_provider_changes, refuse_emergency = excluded.refuse_emergency, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(citizen)
+    .bind(s.notify_changes)
+    .bind(s.notify_checks.as_str())
+    .bind(s.lock_provider_changes)
+    .bind(s.refuse_emergency)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn update_settings(
+    store: &PgStore,
+    bsn: &Bsn,
+    change: &crate::SettingsChange,
+    audit: &AuditEvent,
+) -> Result<crate::CitizenSettings> {
+    let now = codec::now();
+    let pseudonym = store.keys.pseudonym(bsn);
+    let mut tx = store.pool.begin().await?;
+    // The upsert locks the citizen's row: concurrent changes of one citizen apply in turn.
+    let citizen = lock_citizen(&mut tx, &store.keys, bsn, now).await?;
+    let settings = change.apply(&read_settings(&mut tx, &pseudonym).await?);
+    write_preferences(&mut tx, citizen, &settings, now).await?;
+    let event = citizen_event(
+        &store.keys,
+        bsn,
+        audit,
+        citizen::preferences_json(&settings),
+    );
+    append_audit(&mut tx, &store.keys, &event).await?;
+    tx.commit().await?;
+    Ok(settings)
+}
+
+async fn request_email(
+    store: &PgStore,
+    bsn: &Bsn,
+    r: &crate::EmailVerification<'_>,
+    audit: &AuditEvent,
+) -> Result<()> {
+    let now = codec::now();
+    let pseudonym = store.keys.pseudonym(bsn);
+    let mut tx = store.pool.begin().await?;
+    let citizen = lock_citizen(&mut tx, &store.keys, bsn, now).await?;
+    let settings = read_settings(&mut tx, &pseudonym).await?;
+    write_preferences(&mut tx, citizen, &settings, now).await?;
+    sqlx::query("UPDATE citizens SET email = $1, updated_at = $2 WHERE id = $3")
+        .bind(r.address)
+        .bind(now)
+        .bind(citizen)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE citizen_settings SET email_verified_at = NULL, email_token_sha256 = $1, \
+         email_token_expires_at = $2, updated_at = $3 WHERE citizen_id = $4",
+    )
+    .bind(&r.token_sha256[..])
+    .bind(codec::micros(r.expires_at))
+    .bind(now)
+    .bind(citizen)
+    .execute(&mut *tx)
+    .await?;
+    let event = citizen_event(
+        &store.keys,
+        bsn,
+        audit,
+        serde_json::json!({ "email": "set, waiting for verification" }),
+    );
+    let seq = append_audit(&mut tx, &store.keys, &event).await?;
+    sqlx::query(
+        "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(citizen)
+    .bind(crate::EMAIL_VERIFICATION)
+    .bind(citizen::email_verification_payload(r, seq))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn confirm_email(
+    store: &PgStore,
+    bsn: &Bsn,
+    token_sha256: &[u8; 32],
+    at: DateTime<Utc>,
+    audit: &AuditEvent,
+) -> Result<crate::EmailConfirmation> {
+    let now = codec::now();
+    let pseudonym = store.keys.pseudonym(bsn);
+    let mut tx = store.pool.begin().await?;
+    type TokenRow = (Uuid, Option<Vec<u8>>, Option<DateTime<Utc>>);
+    let row: Option<TokenRow> = sqlx::query_as(
+        "SELECT c.id, s.email_token_sha256, s.email_token_expires_at FROM citizens c \
+         JOIN citizen_settings s ON s.citizen_id = c.id WHERE c.bsn_pseudonym = $1 AND c.email IS NOT NULL \
+         FOR UPDATE OF s",
+    )
+    .bind(&pseudonym[..])
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((citizen, Some(stored), Some(expires))) = row else {
+        return Ok(crate::EmailConfirmation::Unknown);
+    };
+    match citizen::check_token(&stored, token_sha256, expires <= at) {
+        crate::EmailConfirmation::Confirmed => {}
+        other => return Ok(other),
+    }
+    sqlx::query(
+        "UPDATE citizen_settings SET email_verified_at = $1, email_token_sha256 = NULL, \
+         email_token_expires_at = NULL, updated_at = $2 WHERE citizen_id = $3",
+    )
+    .bind(codec::micros(at))
+    .bind(now)
+    .bind(citizen)
+    .execute(&mut *tx)
+    .await?;
+    let event = citizen_event(
+        &store.keys,
+        bsn,
+        audit,
+        serde_json::json!({ "email": "verified" }),
+    );
+    append_audit(&mut tx, &store.keys, &event).await?;
+    tx.commit().await?;
+    Ok(crate::EmailConfirmation::Confirmed)
+}
+
+async fn remove_email(store: &PgStore, bsn: &Bsn, audit: &AuditEvent) -> Result<()> {
+    let now = codec::now();
+    let mut tx = store.pool.begin().await?;
+    let citizen = lock_citizen(&mut tx, &store.keys, bsn, now).await?;
+    sqlx::query("UPDATE citizens SET email = NULL, updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(citizen)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE citizen_settings SET email_verified_at = NULL, email_token_sha256 = NULL, \
+         email_token_expires_at = NULL, updated_at = $1 WHERE citizen_id = $2",
+    )
+    .bind(now)
+    .bind(citizen)
+    .execute(&mut *tx)
+    .await?;
+    let event = citizen_event(
+        &store.keys,
+        bsn,
+        audit,
+        serde_json::json!({ "email": "removed" }),
+    );
+    append_audit(&mut tx, &store.keys, &event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// An answer from `row`, its columns from `first` on in [`answer_columns!`] order.
+fn answer_at(row: &PgRow, first: usize) -> Result<Answer> {
+    AnswerCols {
+        holder_kind: row.try_get(first)?,
+        holder_code: row.try_get(first + 1)?,
+        data_category: row.try_get(first + 2)?,
+        consulter_kind: row.try_get(first + 3)?,
+        consulter_code: row.try_get(first + 4)?,
+        effect: row.try_get(first + 5)?,
+        valid_from: row.try_get(first + 6)?,
+        valid_until: row.try_get(first + 7)?,
+        state: row.try_get(first + 8)?,
+        recorded_at: row.try_get(first + 9)?,
+        channel: row.try_get(first + 10)?,
+        actor: Cow::Borrowed(row.try_get(first + 11)?),
+        catalogue_version: row.try_get(first + 12)?,
+    }
+    .to_answer()
+}
+
+async fn provider_names(
+    conn: &mut PgConnection,
+    uras: &[String],
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT ura, name FROM providers WHERE ura = ANY($1)")
+            .bind(uras)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+async fn consent_checks(
+    conn: &mut PgConnection,
+    patient: &str,
+    period: &crate::Period,
+    limit: usize,
+) -> Result<(Vec<crate::ConsentCheck>, bool)> {
+    let rows = sqlx::query(
+        "SELECT seq, at, event, organisation, emergency, details FROM audit_log \
+         WHERE patient = $1 AND event = ANY($2) AND ($3::timestamptz IS NULL OR at >= $3) \
+         AND ($4::timestamptz IS NULL OR at < $4) ORDER BY at DESC, seq DESC LIMIT $5",
+    )
+    .bind(patient)
+    .bind(&citizen::CHECK_EVENTS[..])
+    .bind(period.from)
+    .bind(period.until)
+    .bind(limit as i64 + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    let more = rows.len() > limit;
+    let mut checks = Vec::new();
+    for row in rows.iter().take(limit) {
+        checks.extend(citizen::checks_of(&citizen::CheckRow {
+            seq: row.try_get(0)?,
+            at: row.try_get(1)?,
+            event: row.try_get(2)?,
+            organisation: row.try_get(3)?,
+            emergency: row.try_get(4)?,
+            details: row.try_get(5)?,
+        }));
+    }
+    let names = provider_names(conn, &citizen::uras_of(&checks)).await?;
+    citizen::name_checks(&mut checks, &names);
+    Ok((checks, more))
+}
+
+async fn history(
+    store: &PgStore,
+    bsn: &Bsn,
+    period: &crate::Period,
+    limit: usize,
+) -> Result<crate::History> {
+    let pseudonym = store.keys.pseudonym(bsn);
+    let mut conn = store.pool.begin().await?;
+    let rows = sqlx::query(concat!(
+        "SELECT change_seq, ",
+        answer_columns!(),
+        " FROM answers WHERE citizen_id = (SELECT id FROM citizens WHERE bsn_pseudonym = $1) \
+         AND ($2::timestamptz IS NULL OR recorded_at >= $2) AND ($3::timestamptz IS NULL OR recorded_at < $3) \
+         ORDER BY id DESC LIMIT $4"
+    ))
+    .bind(&pseudonym[..])
+    .bind(period.from)
+    .bind(period.until)
+    .bind(citizen::MAX_HISTORY_ROWS)
+    .fetch_all(&mut *conn)
+    .await?;
+    let capped = rows.len() as i64 == citizen::MAX_HISTORY_ROWS;
+    let answers = rows
+        .iter()
+        .map(|r| Ok((r.try_get::<Option<i64>, _>(0)?, answer_at(r, 1)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let (changes, more_changes) = citizen::group_changes(answers, limit);
+    let patient = store.keys.patient_reference(bsn);
+    let (checks, more_checks) = consent_checks(&mut conn, &patient, period, limit).await?;
+    Ok(crate::History {
+        changes,
+        more_changes: more_changes || capped,
+        checks,
+        more_checks,
+    })
+}
+
+async fn change_record(
+    store: &PgStore,
+    bsn: &Bsn,
+    seq: i64,
+) -> Result<Option<crate::ChangeRecord>> {
+    let pseudonym = store.keys.pseudonym(bsn);
+    let patient = store.keys.patient_reference(bsn);
+    let mut conn = store.pool.begin().await?;
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        answer_columns!(),
+        " FROM answers WHERE citizen_id = (SELECT id FROM citizens WHERE bsn_pseudonym = $1) \
+         AND change_seq = $2 ORDER BY id"
+    ))
+    .bind(&pseudonym[..])
+    .bind(seq)
+    .fetch_all(&mut *conn)
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let answers = rows
+        .iter()
+        .map(|r| answer_at(r, 0))
+        .collect::<Result<Vec<_>>>()?;
+    type AuditRow = (
+        DateTime<Utc>,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let audit: Option<AuditRow> = sqlx::query_as(
+        "SELECT at, event, actor, organisation, channel FROM audit_log WHERE seq = $1 AND patient = $2",
+    )
+    .bind(seq)
+    .bind(&patient)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((at, event, actor, organisation, channel)) = audit else {
+        return Ok(None);
+    };
+    Ok(Some(crate::ChangeRecord {
+        seq,
+        at,
+        event,
+        actor,
+        organisation,
+        channel,
+        patient,
+        answers,
+    }))
+}
+
+async fn export_citizen(store: &PgStore, bsn: &Bsn) -> Result<Option<crate::CitizenExport>> {
+    let pseudonym = store.keys.pseudonym(bsn);
+    let patient = store.keys.patient_reference(bsn);
+    let mut conn = store.pool.begin().await?;
+    type CitizenRow = (
+        Uuid,
+        Option<String>,
+        Option<String>,
+        Option<NaiveDate>,
+        DateTime<Utc>,
+    );
+    let row: Option<CitizenRow> = sqlx::query_as(
+        "SELECT id, name, email, birth_date, created_at FROM citizens WHERE bsn_pseudonym = $1",
+    )
+    .bind(&pseudonym[..])
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((citizen, name, email, birth_date, created)) = row else {
+        return Ok(None);
+    };
+    let settings = read_settings(&mut conn, &pseudonym).await?;
+    let rows = sqlx::query(concat!(
+        "SELECT change_seq, superseded_at, ",
+        answer_columns!(),
+        " FROM answers WHERE citizen_id = $1 ORDER BY id DESC"
+    ))
+    .bind(citizen)
+    .fetch_all(&mut *conn)
+    .await?;
+    let answers = rows
+        .iter()
+        .map(|r| {
+            Ok(crate::ExportAnswer {
+                change_seq: r.try_get(0)?,
+                replaced_at: r.try_get(1)?,
+                answer: answer_at(r, 2)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    type RegistrationRow = (String, Option<String>, String, String, DateTime<Utc>);
+    let subs: Vec<RegistrationRow> = sqlx::query_as(
+        "SELECT s.holder_ura, p.name, s.holder_type, s.status, s.created_at FROM subscriptions s \
+         LEFT JOIN providers p ON p.ura = s.holder_ura WHERE s.citizen_id = $1 ORDER BY s.id",
+    )
+    .bind(citizen)
+    .fetch_all(&mut *conn)
+    .await?;
+    let subscriptions = subs
+        .into_iter()
+        .map(
+            |(holder_ura, holder_name, holder_type, status, registered_at)| {
+                crate::ExportSubscription {
+                    holder_ura,
+                    holder_name,
+                    holder_type,
+                    status,
+                    registered_at,
+                }
+            },
+        )
+        .collect();
+    let (consent_checks, _) = consent_checks(
+        &mut conn,
+        &patient,
+        &crate::Period::default(),
+        citizen::MAX_EXPORT_CHECKS,
+    )
+    .await?;
+    let terms: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT version, accepted_at FROM terms_acceptances WHERE bsn_pseudonym = $1 ORDER BY accepted_at",
+    )
+    .bind(&pseudonym[..])
+    .fetch_all(&mut *conn)
+    .await?;
+    let terms_accepted = terms
+        .into_iter()
+        .map(|(version, accepted_at)| crate::ExportTerms {
+            version,
+            accepted_at,
+        })
+        .collect();
+    Ok(Some(crate::CitizenExport {
+        exported_at: codec::now(),
+        pseudonym: patient,
+        details: crate::ExportDetails {
+            name,
+            birth_date,
+            email,
+            known_since: created,
+        },
+        settings,
+        answers,
+        subscriptions,
+        consent_checks,
+        terms_accepted,
+    }))
+}
+
+async fn delete_citizen(store: &PgStore, bsn: &Bsn, audit: &AuditEvent) -> Result<crate::Deletion> {
+    let now = codec::now();
+    let pseudonym = store.keys.pseudonym(bsn);
+    let mut tx = store.pool.begin().await?;
+    // Locks the citizen's row: a change of the same citizen waits, and then finds no citizen.
+    let citizen: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM citizens WHERE bsn_pseudonym = $1 FOR UPDATE")
+            .bind(&pseudonym[..])
+            .fetch_optional(&mut *tx)
+            .await?;
+    let mut deletion = crate::Deletion {
+        answers: 0,
+        subscriptions_kept: 0,
+    };
+    let mut current = Vec::new();
+    if let Some(citizen) = citizen {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            answer_columns!(),
+            " FROM answers WHERE citizen_id = $1 AND superseded_at IS NULL"
+        ))
+        .bind(citizen)
+        .fetch_all(&mut *tx)
+        .await?;
+        current = rows
+            .iter()
+            .map(|r| answer_at(r, 0))
+            .collect::<Result<Vec<_>>>()?;
+        deletion.answers = sqlx::query("DELETE FROM answers WHERE citizen_id = $1")
+            .bind(citizen)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        for table in ["citizen_settings", "outbox"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE citizen_id = $1"
+            )))
+            .bind(citizen)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let kept: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM subscriptions WHERE citizen_id = $1")
+                .bind(citizen)
+                .fetch_one(&mut *tx)
+                .await?;
+        deletion.subscriptions_kept = kept as u64;
+        if kept == 0 {
+            sqlx::query("DELETE FROM citizens WHERE id = $1")
+                .bind(citizen)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query(
+                "UPDATE citizens SET name = NULL, email = NULL, birth_date = NULL, updated_at = $1 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(citizen)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    sqlx::query("DELETE FROM portal_sessions WHERE subject_pseudonym = $1 OR actor_pseudonym = $1")
+        .bind(&pseudonym[..])
+        .execute(&mut *tx)
+        .await?;
+    guardian::forget(&mut tx, &pseudonym, citizen).await?;
+    sqlx::query("DELETE FROM terms_acceptances WHERE bsn_pseudonym = $1")
+        .bind(&pseudonym[..])
+        .execute(&mut *tx)
+        .await?;
+    let event = citizen_event(&store.keys, bsn, audit, citizen::deletion_json(&deletion));
+    let seq = append_audit(&mut tx, &store.keys, &event).await?;
+    if let Some(citizen) = citizen
+        && deletion.subscriptions_kept > 0
+        && !current.is_empty()
+    {
+        sqlx::query(
+            "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(citizen)
+        .bind(crate::PROFILE_DELETED)
+        .bind(codec::profile_changed_payload(&current, seq))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(deletion)
 }

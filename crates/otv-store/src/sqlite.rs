@@ -28,6 +28,7 @@ use crate::audit::{
     AuditEvent, CHECKPOINT_EVERY, Checkpoint, Prepared, StoredRecord, Verifier, VerifyReport,
 };
 use crate::audit_writer::AuditWriter;
+use crate::citizen;
 use crate::codec::{
     self, ANSWER_COLUMNS, AnswerCols, SubscriptionRow, answer_columns, from_epoch_micros,
     in_pseudonym_order, subscription_record_query, to_epoch_micros,
@@ -36,7 +37,10 @@ use crate::model::{
     CitizenDetails, Connector, GeneratedCitizen, NewSubscription, Provider, Registration,
     StoreStats, Subscription, SubscriptionChange, SubscriptionRecord,
 };
+use crate::model::{PortalSession, ProviderQuery};
 use crate::{Backend, Keys, Result};
+
+mod guardian;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -52,6 +56,87 @@ pub(crate) struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// `record_answers` and, with `declines_proposal`, `decline_pending`: the declined
+    /// proposals are stored as history only (replaced as they are stored).
+    async fn write_answers(
+        &self,
+        bsn: &Bsn,
+        answers: &[Answer],
+        audit: &AuditEvent,
+        declines_proposal: bool,
+    ) -> Result<i64> {
+        let now = t(codec::now());
+        let cols = answers
+            .iter()
+            .map(AnswerCols::from_answer)
+            .collect::<Result<Vec<_>>>()?;
+        let mut event = audit.clone();
+        if event.patient.is_none() {
+            event.patient = Some(self.keys.patient_reference(bsn));
+        }
+        let mut tx = self.begin_write().await?;
+        let citizen = lock_citizen(&mut tx, &self.keys, bsn, now).await?;
+        // First, so that each answer can name its change (the single writer holds the lock for
+        // the whole transaction anyway).
+        let seq = append_audit(&mut tx, &self.keys, &event).await?;
+        for (a, c) in answers.iter().zip(&cols) {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE answers SET superseded_at = ? WHERE citizen_id = ? AND holder_kind = ? AND holder_code = ? \
+                 AND data_category = ? AND consulter_kind = ? AND consulter_code = ? AND superseded_at IS NULL{}",
+                codec::replaced_condition(a, declines_proposal)
+            )))
+            .bind(now)
+            .bind(citizen)
+            .bind(c.holder_kind)
+            .bind(c.holder_code)
+            .bind(c.data_category)
+            .bind(c.consulter_kind)
+            .bind(c.consulter_code)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(concat!(
+                "INSERT INTO answers (citizen_id, id, ",
+                answer_columns!(),
+                ", change_seq, superseded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .bind(citizen)
+            .bind(Uuid::now_v7())
+            .bind(c.holder_kind)
+            .bind(c.holder_code)
+            .bind(c.data_category)
+            .bind(c.consulter_kind)
+            .bind(c.consulter_code)
+            .bind(c.effect)
+            .bind(t(c.valid_from))
+            .bind(c.valid_until.map(t))
+            .bind(c.state)
+            .bind(t(c.recorded_at))
+            .bind(c.channel)
+            .bind(&*c.actor)
+            .bind(c.catalogue_version)
+            .bind(seq)
+            .bind(declines_proposal.then_some(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        // The attempt is audited either way; with no answer changed there is nobody to notify.
+        if !answers.is_empty() {
+            sqlx::query(
+                "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(citizen)
+            .bind(codec::PROFILE_CHANGED)
+            .bind(codec::profile_changed_payload(answers, seq))
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(seq)
+    }
+
     /// Opens (and creates if missing) the database at `url`.
     pub(crate) async fn connect(url: &str, keys: Keys) -> Result<SqliteStore> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -511,72 +596,17 @@ impl Backend for SqliteStore {
         bsn: &Bsn,
         answers: &[Answer],
         audit: &AuditEvent,
-    ) -> Result<()> {
-        let now = t(codec::now());
-        let cols = answers
-            .iter()
-            .map(AnswerCols::from_answer)
-            .collect::<Result<Vec<_>>>()?;
-        let mut event = audit.clone();
-        if event.patient.is_none() {
-            event.patient = Some(self.keys.patient_reference(bsn));
-        }
-        let mut tx = self.begin_write().await?;
-        let citizen = lock_citizen(&mut tx, &self.keys, bsn, now).await?;
-        for c in &cols {
-            sqlx::query(
-                "UPDATE answers SET superseded_at = ? WHERE citizen_id = ? AND holder_kind = ? AND holder_code = ? \
-                 AND data_category = ? AND consulter_kind = ? AND consulter_code = ? AND superseded_at IS NULL",
-            )
-            .bind(now)
-            .bind(citizen)
-            .bind(c.holder_kind)
-            .bind(c.holder_code)
-            .bind(c.data_category)
-            .bind(c.consulter_kind)
-            .bind(c.consulter_code)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(concat!(
-                "INSERT INTO answers (citizen_id, id, ",
-                answer_columns!(),
-                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .bind(citizen)
-            .bind(Uuid::now_v7())
-            .bind(c.holder_kind)
-            .bind(c.holder_code)
-            .bind(c.data_category)
-            .bind(c.consulter_kind)
-            .bind(c.consulter_code)
-            .bind(c.effect)
-            .bind(t(c.valid_from))
-            .bind(c.valid_until.map(t))
-            .bind(c.state)
-            .bind(t(c.recorded_at))
-            .bind(c.channel)
-            .bind(&*c.actor)
-            .bind(c.catalogue_version)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let seq = append_audit(&mut tx, &self.keys, &event).await?;
-        // The attempt is audited either way; with no answer changed there is nobody to notify.
-        if !answers.is_empty() {
-            sqlx::query(
-                "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(Uuid::now_v7())
-            .bind(citizen)
-            .bind(codec::PROFILE_CHANGED)
-            .bind(codec::profile_changed_payload(answers, seq))
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    ) -> Result<i64> {
+        self.write_answers(bsn, answers, audit, false).await
+    }
+
+    async fn decline_pending(
+        &self,
+        bsn: &Bsn,
+        answers: &[Answer],
+        audit: &AuditEvent,
+    ) -> Result<i64> {
+        self.write_answers(bsn, answers, audit, true).await
     }
 
     async fn profile(&self, bsn: &Bsn) -> Result<Vec<Answer>> {
@@ -976,6 +1006,295 @@ impl Backend for SqliteStore {
     ) -> Result<crate::ImportCommit> {
         commit_import(self, chunk).await
     }
+
+    // -----------------------------------------------------------------------------------------
+    // The citizen portal.
+
+    async fn create_portal_session(
+        &self,
+        token_sha256: &[u8; 32],
+        s: &PortalSession,
+        idle_cutoff: DateTime<Utc>,
+    ) -> Result<()> {
+        let actor = self.keys.pseudonym(&s.actor);
+        let subject = self.keys.pseudonym(&s.subject);
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM portal_sessions WHERE last_seen_at < ?")
+            .bind(t(idle_cutoff))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO portal_sessions (token_sha256, actor_pseudonym, actor_encrypted, subject_pseudonym, \
+             subject_encrypted, actor_name, subject_name, subject_birth_date, csrf_token, terms_version, login_at, \
+             last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&token_sha256[..])
+        .bind(&actor[..])
+        .bind(self.keys.encrypt_bsn(&s.actor, &actor))
+        .bind(&subject[..])
+        .bind(self.keys.encrypt_bsn(&s.subject, &subject))
+        .bind(&s.actor_name)
+        .bind(&s.subject_name)
+        .bind(s.subject_birth_date)
+        .bind(&s.csrf_token)
+        .bind(&s.terms_version)
+        .bind(t(s.login_at))
+        .bind(t(s.last_seen_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn touch_portal_session(
+        &self,
+        token_sha256: &[u8; 32],
+        idle_cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PortalSession>> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "UPDATE portal_sessions SET last_seen_at = ? WHERE token_sha256 = ? AND last_seen_at >= ? \
+             RETURNING actor_pseudonym, actor_encrypted, subject_pseudonym, subject_encrypted, actor_name, \
+             subject_name, subject_birth_date, csrf_token, terms_version, login_at, last_seen_at",
+        )
+        .bind(t(now))
+        .bind(&token_sha256[..])
+        .bind(t(idle_cutoff))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if row.is_none() {
+            sqlx::query("DELETE FROM portal_sessions WHERE token_sha256 = ?")
+                .bind(&token_sha256[..])
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        let Some(row) = row else { return Ok(None) };
+        let bsn = |sealed: usize, pseudonym: usize| -> Result<Bsn> {
+            let sealed: Vec<u8> = row.try_get(sealed)?;
+            let pseudonym: Vec<u8> = row.try_get(pseudonym)?;
+            self.keys.decrypt_bsn(&sealed, &pseudonym)
+        };
+        Ok(Some(PortalSession {
+            actor: bsn(1, 0)?,
+            subject: bsn(3, 2)?,
+            actor_name: row.try_get(4)?,
+            subject_name: row.try_get(5)?,
+            subject_birth_date: row.try_get(6)?,
+            csrf_token: row.try_get(7)?,
+            terms_version: row.try_get(8)?,
+            login_at: from_epoch_micros(row.try_get(9)?, "portal_sessions.login_at")?,
+            last_seen_at: from_epoch_micros(row.try_get(10)?, "portal_sessions.last_seen_at")?,
+        }))
+    }
+
+    async fn delete_portal_session(&self, token_sha256: &[u8; 32]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM portal_sessions WHERE token_sha256 = ?")
+            .bind(&token_sha256[..])
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn terms_accepted(&self, bsn: &Bsn, version: &str) -> Result<bool> {
+        let pseudonym = self.keys.pseudonym(bsn);
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM terms_acceptances WHERE bsn_pseudonym = ? AND version = ?",
+        )
+        .bind(&pseudonym[..])
+        .bind(version)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    async fn accept_terms(
+        &self,
+        bsn: &Bsn,
+        version: &str,
+        token_sha256: &[u8; 32],
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        let now = t(codec::now());
+        let pseudonym = self.keys.pseudonym(bsn);
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO terms_acceptances (bsn_pseudonym, version, accepted_at) VALUES (?, ?, ?) \
+             ON CONFLICT (bsn_pseudonym, version) DO NOTHING",
+        )
+        .bind(&pseudonym[..])
+        .bind(version)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE portal_sessions SET terms_version = ? WHERE token_sha256 = ?")
+            .bind(version)
+            .bind(&token_sha256[..])
+            .execute(&mut *tx)
+            .await?;
+        append_audit(&mut tx, &self.keys, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn citizen_details(&self, bsn: &Bsn) -> Result<Option<CitizenDetails>> {
+        let pseudonym = self.keys.pseudonym(bsn);
+        let row: Option<(Option<String>, Option<String>, Option<NaiveDate>)> =
+            sqlx::query_as("SELECT name, email, birth_date FROM citizens WHERE bsn_pseudonym = ?")
+                .bind(&pseudonym[..])
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map(|(name, email, birth_date)| CitizenDetails {
+            name,
+            email,
+            birth_date,
+        }))
+    }
+
+    async fn search_providers(&self, q: &ProviderQuery<'_>) -> Result<Vec<Provider>> {
+        let types = serde_json::to_string(
+            &q.organisation_types
+                .iter()
+                .map(OrgType::as_str)
+                .collect::<Vec<_>>(),
+        )
+        .expect("strings serialise");
+        // LIKE is case-insensitive for ASCII in SQLite.
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT ura, name, organisation_type FROM providers \
+             WHERE (? <> '' AND (name LIKE ? ESCAPE '\\' OR ura = ?)) \
+             OR organisation_type IN (SELECT value FROM json_each(?)) ORDER BY name, ura LIMIT ?",
+        )
+        .bind(q.text)
+        .bind(q.like_pattern())
+        .bind(q.text)
+        .bind(types)
+        .bind(i64::from(q.limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|(ura, name, t)| {
+                Ok(Provider {
+                    ura: Ura::parse(&ura).map_err(|_| codec::corrupt("providers.ura"))?,
+                    name,
+                    organisation_type: OrgType::parse(&t)
+                        .map_err(|_| codec::corrupt("providers.organisation_type"))?,
+                })
+            })
+            .collect()
+    }
+    // -----------------------------------------------------------------------------------------
+    // The citizen's own data (settings, e-mail, history, export, deletion, receipts); the
+    // work is in the functions at the end of this file.
+
+    fn sign_receipt(&self, message: &[u8]) -> Vec<u8> {
+        self.keys.sign_receipt(message)
+    }
+
+    fn receipt_public_key(&self) -> Vec<u8> {
+        self.keys.receipt_public_key()
+    }
+
+    async fn citizen_settings(&self, bsn: &Bsn) -> Result<crate::CitizenSettings> {
+        let mut conn = self.read.acquire().await?;
+        read_settings(&mut conn, &self.keys.pseudonym(bsn)).await
+    }
+
+    async fn update_citizen_settings(
+        &self,
+        bsn: &Bsn,
+        change: &crate::SettingsChange,
+        audit: &AuditEvent,
+    ) -> Result<crate::CitizenSettings> {
+        update_settings(self, bsn, change, audit).await
+    }
+
+    async fn request_email_verification(
+        &self,
+        bsn: &Bsn,
+        request: &crate::EmailVerification<'_>,
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        request_email(self, bsn, request, audit).await
+    }
+
+    async fn confirm_email(
+        &self,
+        bsn: &Bsn,
+        token_sha256: &[u8; 32],
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<crate::EmailConfirmation> {
+        confirm_email(self, bsn, token_sha256, now, audit).await
+    }
+
+    async fn remove_email(&self, bsn: &Bsn, audit: &AuditEvent) -> Result<()> {
+        remove_email(self, bsn, audit).await
+    }
+
+    async fn history(
+        &self,
+        bsn: &Bsn,
+        period: &crate::Period,
+        limit: usize,
+    ) -> Result<crate::History> {
+        history(self, bsn, period, limit).await
+    }
+
+    async fn change_record(&self, bsn: &Bsn, seq: i64) -> Result<Option<crate::ChangeRecord>> {
+        change_record(self, bsn, seq).await
+    }
+
+    async fn export_citizen(&self, bsn: &Bsn) -> Result<Option<crate::CitizenExport>> {
+        export_citizen(self, bsn).await
+    }
+
+    async fn delete_citizen(&self, bsn: &Bsn, audit: &AuditEvent) -> Result<crate::Deletion> {
+        delete_citizen(self, bsn, audit).await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Minors and their parents or guardians: the work is in `sqlite/guardian.rs`.
+
+    async fn issue_pairing_code(
+        &self,
+        child: &Bsn,
+        code: &str,
+        expires_at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool> {
+        guardian::issue(self, child, code, expires_at, audit).await
+    }
+
+    async fn pairing_code_status(
+        &self,
+        child: &Bsn,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::PairingCodeStatus>> {
+        guardian::status(self, child, now).await
+    }
+
+    async fn redeem_pairing_code(
+        &self,
+        guardian: &Bsn,
+        code: &str,
+        now: DateTime<Utc>,
+        limit: &crate::PairingLimit,
+        audit: &AuditEvent,
+    ) -> Result<crate::Redemption> {
+        guardian::redeem(self, guardian, code, now, limit, audit).await
+    }
+
+    async fn linked_children(&self, guardian: &Bsn) -> Result<Vec<crate::LinkedChild>> {
+        guardian::children(self, guardian).await
+    }
+
+    async fn linked_child(&self, guardian: &Bsn, link: Uuid) -> Result<Option<crate::LinkedChild>> {
+        guardian::child(self, guardian, link).await
+    }
 }
 
 /// The stored progress of one bulk import.
@@ -1114,4 +1433,598 @@ async fn commit_import(
     .await?;
     tx.commit().await?;
     Ok(crate::ImportCommit::Committed { created, progress })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The citizen's own data: settings, e-mail verification, history, export, deletion, and the
+// record of one change for its receipt. What the rows mean lives in `citizen`.
+
+/// The audit event with the patient and `extra` details filled in.
+fn citizen_event(
+    keys: &Keys,
+    bsn: &Bsn,
+    audit: &AuditEvent,
+    extra: serde_json::Value,
+) -> AuditEvent {
+    let mut event = audit.clone();
+    if event.patient.is_none() {
+        event.patient = Some(keys.patient_reference(bsn));
+    }
+    citizen::merge_details(&mut event, extra);
+    event
+}
+
+type SettingsRow = (
+    Option<String>,
+    Option<bool>,
+    Option<String>,
+    Option<bool>,
+    Option<bool>,
+    Option<i64>,
+    Option<i64>,
+);
+
+async fn read_settings(
+    conn: &mut SqliteConnection,
+    pseudonym: &[u8; 32],
+) -> Result<crate::CitizenSettings> {
+    let row: Option<SettingsRow> = sqlx::query_as(
+        "SELECT c.email, s.notify_changes, s.notify_checks, s.lock_provider_changes, s.refuse_emergency, \
+         s.email_verified_at, s.email_token_expires_at \
+         FROM citizens c LEFT JOIN citizen_settings s ON s.citizen_id = c.id WHERE c.bsn_pseudonym = ?",
+    )
+    .bind(&pseudonym[..])
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((email, changes, checks, lock, refuse, verified, expires)) = row else {
+        return Ok(crate::CitizenSettings::default());
+    };
+    let d = crate::CitizenSettings::default();
+    let time = |v: Option<i64>, c| v.map(|v| from_epoch_micros(v, c)).transpose();
+    Ok(crate::CitizenSettings {
+        notify_changes: changes.unwrap_or(d.notify_changes),
+        notify_checks: match checks {
+            Some(c) => crate::CheckNotice::parse(&c)
+                .ok_or_else(|| codec::corrupt("citizen_settings.notify_checks"))?,
+            None => d.notify_checks,
+        },
+        lock_provider_changes: lock.unwrap_or(d.lock_provider_changes),
+        refuse_emergency: refuse.unwrap_or(d.refuse_emergency),
+        email,
+        email_verified_at: time(verified, "citizen_settings.email_verified_at")?,
+        email_link_expires_at: time(expires, "citizen_settings.email_token_expires_at")?,
+    })
+}
+
+/// Writes the four preferences of `s` for the citizen (creating the settings row).
+async fn write_preferences(
+    conn: &mut SqliteConnection,
+    citizen: Uuid,
+    s: &crate::CitizenSettings,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO citizen_settings (citizen_id, notify_changes, notify_checks, lock_provider_changes, \
+         refuse_emergency, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (citizen_id) DO UPDATE SET \
+         notify_changes = excluded.notify_changes, notify_checks = excluded.notify_checks, \
+         lock_provider_changes = excluded.lock_provider_changes, refuse_emergency = excluded.refuse_emergency, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(citizen)
+    .bind(s.notify_changes)
+    .bind(s.notify_checks.as_str())
+    .bind(s.lock_provider_changes)
+    .bind(s.refuse_emergency)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn update_settings(
+    store: &SqliteStore,
+    bsn: &Bsn,
+    change: &crate::SettingsChange,
+    audit: &AuditEvent,
+) -> Result<crate::CitizenSettings> {
+    let now = t(codec::now());
+    let pseudonym = store.keys.pseudonym(bsn);
+    let mut tx = store.begin_write().await?;
+    let citizen = lock_citizen(&mut tx, &store.keys, bsn, now).await?;
+    let settings = change.apply(&read_settings(&mut tx, &pseudonym).await?);
+    write_preferences(&mut tx, citizen, &settings, now).await?;
+    let event = citizen_event(
+        &store.keys,
+        bsn,
+        audit,
+        citizen::preferences_json(&settings),
+    );
+    append_audit(&mut tx, &store.keys, &event).await?;
+    tx.commit().await?;
+    Ok(settings)
+}
+
+async fn request_email(
+    store: &SqliteStore,
+    bsn: &Bsn,
+    r: &crate::EmailVerification<'_>,
+    audit: &AuditEvent,
+) -> Result<()> {
+    let now = t(codec::now());
+    let pseudonym = store.keys.pseudonym(bsn);
+    let mut tx = store.begin_write().await?;
+    let citizen = lock_citizen(&mut tx, &store.keys, bsn, now).await?;
+    let settings = read_settings(&mut tx, &pseudonym).await?;
+    write_preferences(&mut tx, citizen, &settings, now).await?;
+    sqlx::query("UPDATE citizens SET email = ?, updated_at = ? WHERE id = ?")
+        .bind(r.address)
+        .bind(now)
+        .bind(citizen)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE citizen_settings SET email_verified_at = NULL, email_token_sha256 = ?, \
+         email_token_expires_at = ?, updated_at = ? WHERE citizen_id = ?",
+    )
+    .bind(&r.token_sha256[..])
+    .bind(t(r.expires_at))
+    .bind(now)
+    .bind(citizen)
+    .execute(&mut *tx)
+    .await?;
+    let event = citizen_event(
+        &store.keys,
+        bsn,
+        audit,
+        serde_json::json!({ "email": "set, waiting for verification" }),
+    );
+    let seq = append_audit(&mut tx, &store.keys, &event).await?;
+    sqlx::query(
+        "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(citizen)
+    .bind(crate::EMAIL_VERIFICATION)
+    .bind(citizen::email_verification_payload(r, seq))
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn confirm_email(
+    store: &SqliteStore,
+    bsn: &Bsn,
+    token_sha256: &[u8; 32],
+    at: DateTime<Utc>,
+    audit: &AuditEvent,
+) -> Result<crate::EmailConfirmation> {
+    let now = t(codec::now());
+    let pseudonym = store.keys.pseudonym(bsn);
+    let mut tx = store.begin_write().await?;
+    type TokenRow = (Uuid, Option<Vec<u8>>, Option<i64>);
+    let row: Option<TokenRow> = sqlx::query_as(
+        "SELECT c.id, s.email_token_sha256, s.email_token_expires_at FROM citizens c \
+         JOIN citizen_settings s ON s.citizen_id = c.id WHERE c.bsn_pseudonym = ? AND c.email IS NOT NULL",
+    )
+    .bind(&pseudonym[..])
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((citizen, Some(stored), Some(expires))) = row else {
+        return Ok(crate::EmailConfirmation::Unknown);
+    };
+    match citizen::check_token(&stored, token_sha256, expires <= t(at)) {
+        crate::EmailConfirmation::Confirmed => {}
+        other => return Ok(other),
+    }
+    sqlx::query(
+        "UPDATE citizen_settings SET email_verified_at = ?, email_token_sha256 = NULL, \
+         email_token_expires_at = NULL, updated_at = ? WHERE citizen_id = ?",
+    )
+    .bind(t(at))
+    .bind(now)
+    .bind(citizen)
+    .execute(&mut *tx)
+    .await?;
+    let event = citizen_event(
+        &store.keys,
+        bsn,
+        audit,
+        serde_json::json!({ "email": "verified" }),
+    );
+    append_audit(&mut tx, &store.keys, &event).await?;
+    tx.commit().await?;
+    Ok(crate::EmailConfirmation::Confirmed)
+}
+
+async fn remove_email(store: &SqliteStore, bsn: &Bsn, audit: &AuditEvent) -> Result<()> {
+    let now = t(codec::now());
+    let mut tx = store.begin_write().await?;
+    let citizen = lock_citizen(&mut tx, &store.keys, bsn, now).await?;
+    sqlx::query("UPDATE citizens SET email = NULL, updated_at = ? WHERE id = ?")
+        .bind(now)
+        .bind(citizen)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE citizen_settings SET email_verified_at = NULL, email_token_sha256 = NULL, \
+         email_token_expires_at = NULL, updated_at = ? WHERE citizen_id = ?",
+    )
+    .bind(now)
+    .bind(citizen)
+    .execute(&mut *tx)
+    .await?;
+    let event = citizen_event(
+        &store.keys,
+        bsn,
+        audit,
+        serde_json::json!({ "email": "removed" }),
+    );
+    append_audit(&mut tx, &store.keys, &event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// An answer from `row`, its columns from `first` on in [`answer_columns!`] order.
+fn answer_at(row: &sqlx::sqlite::SqliteRow, first: usize) -> Result<Answer> {
+    let at = |i: usize, c: &str| -> Result<DateTime<Utc>> {
+        from_epoch_micros(row.try_get(first + i)?, c)
+    };
+    let until: Option<i64> = row.try_get(first + 7)?;
+    AnswerCols {
+        holder_kind: row.try_get(first)?,
+        holder_code: row.try_get(first + 1)?,
+        data_category: row.try_get(first + 2)?,
+        consulter_kind: row.try_get(first + 3)?,
+        consulter_code: row.try_get(first + 4)?,
+        effect: row.try_get(first + 5)?,
+        valid_from: at(6, "valid_from")?,
+        valid_until: until
+            .map(|v| from_epoch_micros(v, "valid_until"))
+            .transpose()?,
+        state: row.try_get(first + 8)?,
+        recorded_at: at(9, "recorded_at")?,
+        channel: row.try_get(first + 10)?,
+        actor: Cow::Borrowed(row.try_get(first + 11)?),
+        catalogue_version: row.try_get(first + 12)?,
+    }
+    .to_answer()
+}
+
+async fn provider_names(
+    conn: &mut SqliteConnection,
+    uras: &[String],
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut names = std::collections::BTreeMap::new();
+    for chunk in uras.chunks(500) {
+        let mut b = QueryBuilder::new("SELECT ura, name FROM providers WHERE ura IN (");
+        let mut list = b.separated(", ");
+        for u in chunk {
+            list.push_bind(u.as_str());
+        }
+        b.push(")");
+        let rows: Vec<(String, String)> = b.build_query_as().fetch_all(&mut *conn).await?;
+        names.extend(rows);
+    }
+    Ok(names)
+}
+
+async fn consent_checks(
+    conn: &mut SqliteConnection,
+    patient: &str,
+    period: &crate::Period,
+    limit: usize,
+) -> Result<(Vec<crate::ConsentCheck>, bool)> {
+    let (from, until) = (period.from.map(t), period.until.map(t));
+    let rows = sqlx::query(
+        "SELECT seq, at, event, organisation, emergency, details FROM audit_log \
+         WHERE patient = ? AND event IN (?, ?) AND (? IS NULL OR at >= ?) AND (? IS NULL OR at < ?) \
+         ORDER BY at DESC, seq DESC LIMIT ?",
+    )
+    .bind(patient)
+    .bind(citizen::CHECK_EVENTS[0])
+    .bind(citizen::CHECK_EVENTS[1])
+    .bind(from)
+    .bind(from)
+    .bind(until)
+    .bind(until)
+    .bind(limit as i64 + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    let more = rows.len() > limit;
+    let mut checks = Vec::new();
+    for row in rows.iter().take(limit) {
+        checks.extend(citizen::checks_of(&citizen::CheckRow {
+            seq: row.try_get(0)?,
+            at: from_epoch_micros(row.try_get(1)?, "audit_log.at")?,
+            event: row.try_get(2)?,
+            organisation: row.try_get(3)?,
+            emergency: row.try_get(4)?,
+            details: row.try_get(5)?,
+        }));
+    }
+    let names = provider_names(conn, &citizen::uras_of(&checks)).await?;
+    citizen::name_checks(&mut checks, &names);
+    Ok((checks, more))
+}
+
+async fn history(
+    store: &SqliteStore,
+    bsn: &Bsn,
+    period: &crate::Period,
+    limit: usize,
+) -> Result<crate::History> {
+    let pseudonym = store.keys.pseudonym(bsn);
+    let (from, until) = (period.from.map(t), period.until.map(t));
+    let mut conn = store.read.begin().await?;
+    let rows = sqlx::query(concat!(
+        "SELECT change_seq, ",
+        answer_columns!(),
+        " FROM answers WHERE citizen_id = (SELECT id FROM citizens WHERE bsn_pseudonym = ?) \
+         AND (? IS NULL OR recorded_at >= ?) AND (? IS NULL OR recorded_at < ?) ORDER BY id DESC LIMIT ?"
+    ))
+    .bind(&pseudonym[..])
+    .bind(from)
+    .bind(from)
+    .bind(until)
+    .bind(until)
+    .bind(citizen::MAX_HISTORY_ROWS)
+    .fetch_all(&mut *conn)
+    .await?;
+    let capped = rows.len() as i64 == citizen::MAX_HISTORY_ROWS;
+    let answers = rows
+        .iter()
+        .map(|r| Ok((r.try_get::<Option<i64>, _>(0)?, answer_at(r, 1)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let (changes, more_changes) = citizen::group_changes(answers, limit);
+    let patient = store.keys.patient_reference(bsn);
+    let (checks, more_checks) = consent_checks(&mut conn, &patient, period, limit).await?;
+    Ok(crate::History {
+        changes,
+        more_changes: more_changes || capped,
+        checks,
+        more_checks,
+    })
+}
+
+async fn change_record(
+    store: &SqliteStore,
+    bsn: &Bsn,
+    seq: i64,
+) -> Result<Option<crate::ChangeRecord>> {
+    let pseudonym = store.keys.pseudonym(bsn);
+    let patient = store.keys.patient_reference(bsn);
+    let mut conn = store.read.begin().await?;
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        answer_columns!(),
+        " FROM answers WHERE citizen_id = (SELECT id FROM citizens WHERE bsn_pseudonym = ?) \
+         AND change_seq = ? ORDER BY id"
+    ))
+    .bind(&pseudonym[..])
+    .bind(seq)
+    .fetch_all(&mut *conn)
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let answers = rows
+        .iter()
+        .map(|r| answer_at(r, 0))
+        .collect::<Result<Vec<_>>>()?;
+    type AuditRow = (i64, String, String, Option<String>, Option<String>);
+    let audit: Option<AuditRow> = sqlx::query_as(
+        "SELECT at, event, actor, organisation, channel FROM audit_log WHERE seq = ? AND patient = ?",
+    )
+    .bind(seq)
+    .bind(&patient)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((at, event, actor, organisation, channel)) = audit else {
+        return Ok(None);
+    };
+    Ok(Some(crate::ChangeRecord {
+        seq,
+        at: from_epoch_micros(at, "audit_log.at")?,
+        event,
+        actor,
+        organisation,
+        channel,
+        patient,
+        answers,
+    }))
+}
+
+async fn export_citizen(store: &SqliteStore, bsn: &Bsn) -> Result<Option<crate::CitizenExport>> {
+    let pseudonym = store.keys.pseudonym(bsn);
+    let patient = store.keys.patient_reference(bsn);
+    let mut conn = store.read.begin().await?;
+    type CitizenRow = (Uuid, Option<String>, Option<String>, Option<NaiveDate>, i64);
+    let row: Option<CitizenRow> = sqlx::query_as(
+        "SELECT id, name, email, birth_date, created_at FROM citizens WHERE bsn_pseudonym = ?",
+    )
+    .bind(&pseudonym[..])
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((citizen, name, email, birth_date, created)) = row else {
+        return Ok(None);
+    };
+    let settings = read_settings(&mut conn, &pseudonym).await?;
+    let rows = sqlx::query(concat!(
+        "SELECT change_seq, superseded_at, ",
+        answer_columns!(),
+        " FROM answers WHERE citizen_id = ? ORDER BY id DESC"
+    ))
+    .bind(citizen)
+    .fetch_all(&mut *conn)
+    .await?;
+    let answers = rows
+        .iter()
+        .map(|r| {
+            let replaced: Option<i64> = r.try_get(1)?;
+            Ok(crate::ExportAnswer {
+                change_seq: r.try_get(0)?,
+                replaced_at: replaced
+                    .map(|v| from_epoch_micros(v, "answers.superseded_at"))
+                    .transpose()?,
+                answer: answer_at(r, 2)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    type RegistrationRow = (String, Option<String>, String, String, i64);
+    let subs: Vec<RegistrationRow> = sqlx::query_as(
+        "SELECT s.holder_ura, p.name, s.holder_type, s.status, s.created_at FROM subscriptions s \
+         LEFT JOIN providers p ON p.ura = s.holder_ura WHERE s.citizen_id = ? ORDER BY s.id",
+    )
+    .bind(citizen)
+    .fetch_all(&mut *conn)
+    .await?;
+    let subscriptions = subs
+        .into_iter()
+        .map(|(holder_ura, holder_name, holder_type, status, created)| {
+            Ok(crate::ExportSubscription {
+                holder_ura,
+                holder_name,
+                holder_type,
+                status,
+                registered_at: from_epoch_micros(created, "subscriptions.created_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (consent_checks, _) = consent_checks(
+        &mut conn,
+        &patient,
+        &crate::Period::default(),
+        citizen::MAX_EXPORT_CHECKS,
+    )
+    .await?;
+    let terms: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT version, accepted_at FROM terms_acceptances WHERE bsn_pseudonym = ? ORDER BY accepted_at",
+    )
+    .bind(&pseudonym[..])
+    .fetch_all(&mut *conn)
+    .await?;
+    let terms_accepted = terms
+        .into_iter()
+        .map(|(version, at)| {
+            Ok(crate::ExportTerms {
+                version,
+                accepted_at: from_epoch_micros(at, "terms_acceptances.accepted_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(crate::CitizenExport {
+        exported_at: codec::now(),
+        pseudonym: patient,
+        details: crate::ExportDetails {
+            name,
+            birth_date,
+            email,
+            known_since: from_epoch_micros(created, "citizens.created_at")?,
+        },
+        settings,
+        answers,
+        subscriptions,
+        consent_checks,
+        terms_accepted,
+    }))
+}
+
+async fn delete_citizen(
+    store: &SqliteStore,
+    bsn: &Bsn,
+    audit: &AuditEvent,
+) -> Result<crate::Deletion> {
+    let now = t(codec::now());
+    let pseudonym = store.keys.pseudonym(bsn);
+    let mut tx = store.begin_write().await?;
+    let citizen: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM citizens WHERE bsn_pseudonym = ?")
+            .bind(&pseudonym[..])
+            .fetch_optional(&mut *tx)
+            .await?;
+    let mut deletion = crate::Deletion {
+        answers: 0,
+        subscriptions_kept: 0,
+    };
+    let mut current = Vec::new();
+    if let Some(citizen) = citizen {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            answer_columns!(),
+            " FROM answers WHERE citizen_id = ? AND superseded_at IS NULL"
+        ))
+        .bind(citizen)
+        .fetch_all(&mut *tx)
+        .await?;
+        current = rows
+            .iter()
+            .map(|r| answer_at(r, 0))
+            .collect::<Result<Vec<_>>>()?;
+        deletion.answers = sqlx::query("DELETE FROM answers WHERE citizen_id = ?")
+            .bind(citizen)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        for table in ["citizen_settings", "outbox"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE citizen_id = ?"
+            )))
+            .bind(citizen)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let kept: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM subscriptions WHERE citizen_id = ?")
+                .bind(citizen)
+                .fetch_one(&mut *tx)
+                .await?;
+        deletion.subscriptions_kept = kept as u64;
+        if kept == 0 {
+            sqlx::query("DELETE FROM citizens WHERE id = ?")
+                .bind(citizen)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query(
+                "UPDATE citizens SET name = NULL, email = NULL, birth_date = NULL, updated_at = ? WHERE id = ?",
+            )
+            .bind(now)
+            .bind(citizen)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    sqlx::query("DELETE FROM portal_sessions WHERE subject_pseudonym = ? OR actor_pseudonym = ?")
+        .bind(&pseudonym[..])
+        .bind(&pseudonym[..])
+        .execute(&mut *tx)
+        .await?;
+    guardian::forget(&mut tx, &pseudonym, citizen).await?;
+    sqlx::query("DELETE FROM terms_acceptances WHERE bsn_pseudonym = ?")
+        .bind(&pseudonym[..])
+        .execute(&mut *tx)
+        .await?;
+    let event = citizen_event(&store.keys, bsn, audit, citizen::deletion_json(&deletion));
+    let seq = append_audit(&mut tx, &store.keys, &event).await?;
+    if let Some(citizen) = citizen
+        && deletion.subscriptions_kept > 0
+        && !current.is_empty()
+    {
+        sqlx::query(
+            "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(citizen)
+        .bind(crate::PROFILE_DELETED)
+        .bind(codec::profile_changed_payload(&current, seq))
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(deletion)
 }

@@ -39,6 +39,8 @@ pub struct Config {
     pub encryption_key: Option<String>,
     /// Ed25519 seed for audit checkpoints, 64 hex characters.
     pub audit_signing_key: Option<String>,
+    /// Ed25519 seed for consent receipts, 64 hex characters.
+    pub receipt_signing_key: Option<String>,
     /// Demo mode: development keys when none are set (SQLite only).
     pub demo: bool,
     /// Address of the mutual-TLS provider listener; none when absent.
@@ -64,6 +66,143 @@ pub struct Config {
     pub subscription_burst: u32,
     /// The connector allow-list.
     pub connector: Vec<ConnectorConfig>,
+    /// The citizen portal (`[portal]`).
+    pub portal: PortalConfigFile,
+}
+
+// --- The citizen portal (`[portal]`; environment `OTV_PORTAL_<KEY>`) ------------------------
+
+/// The `[portal]` table as read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfigFile {
+    /// Development login (type a test BSN): never in production.
+    pub dev_login: bool,
+    /// The OpenID Connect issuer (URL); login through it when set.
+    pub oidc_issuer: Option<String>,
+    /// otv's client id at the issuer.
+    pub oidc_client_id: Option<String>,
+    /// The client secret; absent: a public client (PKCE only).
+    pub oidc_client_secret: Option<String>,
+    /// Where the issuer sends the browser back: `<portal URL>/inloggen/terug`.
+    pub oidc_redirect_url: Option<String>,
+    /// The claim with the BSN.
+    pub claim_bsn: String,
+    /// The claim with the birth date (`YYYY-MM-DD`).
+    pub claim_birth_date: String,
+    /// The claim with the BSN of the citizen a representative acts for.
+    pub claim_acting_for: String,
+    /// The claim with the name.
+    pub claim_name: String,
+    /// Seconds without a request after which a session ends.
+    pub idle_timeout_secs: u64,
+    /// The terms-of-use version citizens must have accepted.
+    pub terms_version: String,
+}
+
+impl Default for PortalConfigFile {
+    fn default() -> Self {
+        let claims = otv_server::portal::ClaimNames::default();
+        PortalConfigFile {
+            dev_login: false,
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_redirect_url: None,
+            claim_bsn: claims.bsn,
+            claim_birth_date: claims.birth_date,
+            claim_acting_for: claims.acting_for,
+            claim_name: claims.name,
+            idle_timeout_secs: 900,
+            terms_version: otv_server::portal::BUNDLED_TERMS_VERSION.into(),
+        }
+    }
+}
+
+/// The keys of `[portal]`, which are also the environment variables after `OTV_PORTAL_`.
+const PORTAL_SETTINGS: &[&str] = &[
+    "dev_login",
+    "oidc_issuer",
+    "oidc_client_id",
+    "oidc_client_secret",
+    "oidc_redirect_url",
+    "claim_bsn",
+    "claim_birth_date",
+    "claim_acting_for",
+    "claim_name",
+    "idle_timeout_secs",
+    "terms_version",
+];
+
+impl PortalConfigFile {
+    /// Checks the `[portal]` settings. Errors name the setting.
+    fn validate(self) -> anyhow::Result<otv_server::portal::PortalConfig> {
+        use otv_server::portal::{ClaimNames, OidcSettings, PortalConfig};
+        let oidc = match (
+            self.oidc_issuer,
+            self.oidc_client_id,
+            self.oidc_redirect_url,
+        ) {
+            (None, None, None) => {
+                if self.oidc_client_secret.is_some() {
+                    bail!(
+                        "setting `portal.oidc_client_secret`: set `portal.oidc_issuer`, `portal.oidc_client_id` and `portal.oidc_redirect_url` too"
+                    );
+                }
+                None
+            }
+            (Some(issuer), Some(client_id), Some(redirect_url)) => {
+                for (name, url) in [
+                    ("oidc_issuer", &issuer),
+                    ("oidc_redirect_url", &redirect_url),
+                ] {
+                    if !(url.starts_with("https://") || url.starts_with("http://")) {
+                        bail!("setting `portal.{name}`: must be an http(s) URL");
+                    }
+                }
+                if client_id.trim().is_empty() {
+                    bail!("setting `portal.oidc_client_id`: must not be empty");
+                }
+                Some(OidcSettings {
+                    issuer,
+                    client_id,
+                    client_secret: self.oidc_client_secret.filter(|s| !s.is_empty()),
+                    redirect_url,
+                })
+            }
+            _ => bail!(
+                "settings `portal.oidc_issuer`, `portal.oidc_client_id` and `portal.oidc_redirect_url` go together: set all three or none"
+            ),
+        };
+        for (name, claim) in [
+            ("claim_bsn", &self.claim_bsn),
+            ("claim_birth_date", &self.claim_birth_date),
+            ("claim_acting_for", &self.claim_acting_for),
+            ("claim_name", &self.claim_name),
+        ] {
+            if claim.trim().is_empty() {
+                bail!("setting `portal.{name}`: must name a claim");
+            }
+        }
+        if self.idle_timeout_secs == 0 {
+            bail!("setting `portal.idle_timeout_secs`: must be at least 1");
+        }
+        if self.terms_version.trim().is_empty() {
+            bail!("setting `portal.terms_version`: must not be empty");
+        }
+        Ok(PortalConfig {
+            dev_login: self.dev_login,
+            oidc,
+            claims: ClaimNames {
+                bsn: self.claim_bsn,
+                birth_date: self.claim_birth_date,
+                acting_for: self.claim_acting_for,
+                name: self.claim_name,
+            },
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            terms_version: self.terms_version,
+        })
+    }
 }
 
 /// One allow-listed connector.
@@ -95,6 +234,7 @@ impl Default for Config {
             pseudonym_key: None,
             encryption_key: None,
             audit_signing_key: None,
+            receipt_signing_key: None,
             demo: false,
             provider_listen: None,
             provider_base_path: String::new(),
@@ -106,6 +246,7 @@ impl Default for Config {
             subscription_rate: 1000.0,
             subscription_burst: 2000,
             connector: Vec::new(),
+            portal: PortalConfigFile::default(),
         }
     }
 }
@@ -123,6 +264,7 @@ const SETTINGS: &[&str] = &[
     "pseudonym_key",
     "encryption_key",
     "audit_signing_key",
+    "receipt_signing_key",
     "demo",
     "provider_listen",
     "provider_base_path",
@@ -163,6 +305,8 @@ pub struct Settings {
     pub saml_audience: String,
     /// The per-connector rate limit of the subscription endpoints.
     pub subscription_throttle: otv_server::provider::subscription::ThrottleSettings,
+    /// The citizen portal.
+    pub portal: otv_server::portal::PortalConfig,
 }
 
 /// The mutual-TLS provider listener's settings.
@@ -193,7 +337,12 @@ impl Config {
                     .only(&["DATABASE_URL"])
                     .map(|_| "database_url".into()),
             )
-            .merge(Env::prefixed("OTV_").only(SETTINGS));
+            .merge(Env::prefixed("OTV_").only(SETTINGS))
+            .merge(
+                Env::prefixed("OTV_PORTAL_")
+                    .only(PORTAL_SETTINGS)
+                    .map(|k| format!("portal.{k}").into()),
+            );
         figment
             .extract()
             .map_err(|e| anyhow::anyhow!("configuration: {e}"))
@@ -236,20 +385,22 @@ impl Config {
             &self.pseudonym_key,
             &self.encryption_key,
             &self.audit_signing_key,
+            &self.receipt_signing_key,
         ) {
-            (Some(p), Some(e), Some(s)) => Keys::from_hex(p, e, s).context("keys")?,
-            (None, None, None) if self.demo && backend == "sqlite" => Keys::development(),
-            (None, None, None) if backend == "postgres" => bail!(
-                "otv does not start on PostgreSQL without real keys: set pseudonym_key, encryption_key and \
-                 audit_signing_key (OTV_PSEUDONYM_KEY, OTV_ENCRYPTION_KEY, OTV_AUDIT_SIGNING_KEY); \
-                 `otv keys generate` makes a set"
+            (Some(p), Some(e), Some(s), Some(r)) => Keys::from_hex(p, e, s, r).context("keys")?,
+            (None, None, None, None) if self.demo && backend == "sqlite" => Keys::development(),
+            (None, None, None, None) if backend == "postgres" => bail!(
+                "otv does not start on PostgreSQL without real keys: set pseudonym_key, encryption_key, \
+                 audit_signing_key and receipt_signing_key (OTV_PSEUDONYM_KEY, OTV_ENCRYPTION_KEY, \
+                 OTV_AUDIT_SIGNING_KEY, OTV_RECEIPT_SIGNING_KEY); `otv keys generate` makes a set"
             ),
-            (None, None, None) => bail!(
-                "no keys configured: set pseudonym_key, encryption_key and audit_signing_key \
+            (None, None, None, None) => bail!(
+                "no keys configured: set pseudonym_key, encryption_key, audit_signing_key and receipt_signing_key \
                  (`otv keys generate` makes a set), or run with --demo for development keys on SQLite"
             ),
             _ => bail!(
-                "keys: set all three of pseudonym_key, encryption_key and audit_signing_key, or none in demo mode"
+                "keys: set all four of pseudonym_key, encryption_key, audit_signing_key and receipt_signing_key, \
+                 or none in demo mode"
             ),
         };
         if backend == "postgres" && keys.is_development() {
@@ -317,7 +468,9 @@ impl Config {
                 acts_for,
             });
         }
+        let portal = self.portal.validate()?;
         Ok(Settings {
+            portal,
             provider,
             provider_base_path: self.provider_base_path,
             dev_plain_provider_http: self.dev_plain_provider_http,
@@ -371,12 +524,13 @@ mod tests {
         };
         let err = pg.validate().err().unwrap().to_string();
         assert!(err.contains("without real keys"), "{err}");
-        let (p, e, s) = Keys::development().to_hex();
+        let [p, e, s, r] = Keys::development().to_hex();
         let pg = Config {
             database_url: "postgres://localhost/otv".into(),
             pseudonym_key: Some(p),
             encryption_key: Some(e),
             audit_signing_key: Some(s),
+            receipt_signing_key: Some(r),
             ..Config::default()
         };
         let err = pg.validate().err().unwrap().to_string();
@@ -445,6 +599,88 @@ mod tests {
         ];
         for (config, setting) in cases {
             let err = format!("{:#}", config.validate().err().unwrap());
+            assert!(err.contains(setting), "{setting}: {err}");
+        }
+    }
+
+    // --- The citizen portal ---------------------------------------------------------------
+
+    fn with_portal(portal: PortalConfigFile) -> Config {
+        Config { portal, ..demo() }
+    }
+
+    #[test]
+    fn the_portal_defaults_to_no_login_at_all_and_a_15_minute_idle_timeout() {
+        let s = demo().validate().unwrap();
+        assert!(!s.portal.dev_login);
+        assert!(s.portal.oidc.is_none());
+        assert_eq!(s.portal.idle_timeout, std::time::Duration::from_secs(900));
+        assert_eq!(s.portal.claims.bsn, "bsn");
+        assert_eq!(s.portal.claims.birth_date, "birthdate");
+        assert_eq!(s.portal.claims.acting_for, "acting_for");
+        assert_eq!(s.portal.claims.name, "name");
+        assert_eq!(
+            s.portal.terms_version,
+            otv_server::portal::BUNDLED_TERMS_VERSION
+        );
+    }
+
+    #[test]
+    fn the_portal_table_is_read_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("otv.toml");
+        std::fs::write(
+            &file,
+            "demo = true\n[portal]\ndev_login = true\noidc_issuer = \"http://127.0.0.2:3000\"\n\
+             oidc_client_id = \"otv\"\noidc_redirect_url = \"http://127.0.0.1:8080/inloggen/terug\"\n\
+             claim_bsn = \"urn:nl:bsn\"\nidle_timeout_secs = 60\nterms_version = \"v2\"\n",
+        )
+        .unwrap();
+        let s = Config::load(Some(&file)).unwrap().validate().unwrap();
+        assert!(s.portal.dev_login);
+        let oidc = s.portal.oidc.unwrap();
+        assert_eq!(oidc.issuer, "http://127.0.0.2:3000");
+        assert_eq!(oidc.client_secret, None, "a public client");
+        assert_eq!(s.portal.claims.bsn, "urn:nl:bsn");
+        assert_eq!(s.portal.idle_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(s.portal.terms_version, "v2");
+    }
+
+    #[test]
+    fn bad_portal_settings_are_named() {
+        let oidc = |issuer: &str, id: Option<&str>| PortalConfigFile {
+            oidc_issuer: Some(issuer.into()),
+            oidc_client_id: id.map(str::to_owned),
+            oidc_redirect_url: Some("http://127.0.0.1:8080/inloggen/terug".into()),
+            ..PortalConfigFile::default()
+        };
+        let cases = [
+            (oidc("http://op", None), "portal.oidc_issuer"),
+            (oidc("op.example", Some("otv")), "portal.oidc_issuer"),
+            (
+                PortalConfigFile {
+                    idle_timeout_secs: 0,
+                    ..PortalConfigFile::default()
+                },
+                "portal.idle_timeout_secs",
+            ),
+            (
+                PortalConfigFile {
+                    claim_acting_for: " ".into(),
+                    ..PortalConfigFile::default()
+                },
+                "portal.claim_acting_for",
+            ),
+            (
+                PortalConfigFile {
+                    terms_version: String::new(),
+                    ..PortalConfigFile::default()
+                },
+                "portal.terms_version",
+            ),
+        ];
+        for (portal, setting) in cases {
+            let err = format!("{:#}", with_portal(portal).validate().err().unwrap());
             assert!(err.contains(setting), "{setting}: {err}");
         }
     }

@@ -35,6 +35,9 @@ struct Cli {
     /// Demo mode: development keys on SQLite when none are configured.
     #[arg(long, global = true)]
     demo: bool,
+    /// DEVELOPMENT ONLY: the portal's development login (type a test BSN); every page says so.
+    #[arg(long, global = true)]
+    dev_login: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -149,8 +152,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Import(cmd) if cmd.standalone() => return import::run_standalone(cmd),
         Command::Keys(KeysCommand::Generate) => {
-            let (p, e, s) = Keys::generate().to_hex();
-            println!("OTV_PSEUDONYM_KEY={p}\nOTV_ENCRYPTION_KEY={e}\nOTV_AUDIT_SIGNING_KEY={s}");
+            let [p, e, s, r] = Keys::generate().to_hex();
+            println!(
+                "OTV_PSEUDONYM_KEY={p}\nOTV_ENCRYPTION_KEY={e}\nOTV_AUDIT_SIGNING_KEY={s}\nOTV_RECEIPT_SIGNING_KEY={r}"
+            );
             return Ok(ExitCode::SUCCESS);
         }
         _ => {}
@@ -158,6 +163,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     let mut config = Config::load(cli.config.as_deref())?;
     config.demo |= cli.demo || matches!(cli.command, Command::Demo);
+    config.portal.dev_login |= cli.dev_login;
     let log_format = config.log_format.clone();
     let log_level = config.log_level.clone();
     let settings = config.validate()?;
@@ -237,7 +243,15 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<ExitCode> {
             "development flag: provider interfaces on plain HTTP, connector named by header; never in production"
         );
     }
+    if settings.portal.dev_login {
+        tracing::warn!(
+            "development flag: the portal's development login is on (anyone can type a BSN); never in production"
+        );
+    }
+    let portal =
+        otv_server::portal::Portal::new(settings.portal.clone()).map_err(|e| anyhow::anyhow!(e))?;
     let state = otv_server::AppState {
+        portal: Arc::new(portal),
         store: store.clone(),
         catalogue: Arc::new(settings.catalogue),
         policy: settings.default_policy,

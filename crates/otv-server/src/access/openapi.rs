@@ -165,6 +165,22 @@ fn operational_paths() -> Paths {
             &[("200", "The metrics", "text/plain; version=0.0.4", string())],
         ),
     );
+    // The citizen portal's consent receipts (portal/receipt.rs).
+    paths.paths.insert(
+        crate::portal::receipt::JWKS_PATH.into(),
+        get(
+            "Consent receipt keys",
+            "The public key(s) that verify otv's signed consent receipts (compact JWS, alg \
+             EdDSA, Ed25519), as a JSON Web Key Set; a receipt's `kid` header is the key's \
+             RFC 7638 thumbprint. On the plain listener.",
+            &[(
+                "200",
+                "The key set",
+                "application/jwk-set+json",
+                ObjectBuilder::new().schema_type(Type::Object).into(),
+            )],
+        ),
+    );
     paths.paths.insert(
         PATH.into(),
         get(
@@ -481,6 +497,7 @@ mod tests {
             ("GET", "/readyz"),
             ("GET", "/metrics"),
             ("GET", "/openapi.json"),
+            ("GET", "/.well-known/otv-receipt-keys.json"),
             ("POST", "/mitz/geslotenautorisatievraag/xacml3"),
             ("POST", "/mitz/openautorisatievraag"),
             ("POST", "/mitz/abonnementen/fhir"),

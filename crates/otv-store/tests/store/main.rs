@@ -11,5 +11,6 @@ mod directory;
 mod errors;
 mod generated;
 mod imports;
+mod pending;
 mod subscriptions;
 mod support;

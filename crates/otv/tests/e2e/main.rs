@@ -3,11 +3,15 @@
 //! set, on a fresh PostgreSQL database too.
 
 mod access;
+mod browser;
 mod cli;
 mod closed_question;
 mod import;
 mod mtls;
 mod open_question;
+mod portal;
+mod portal_data;
+mod portal_minors;
 mod signed_assertion;
 mod subscription;
 mod support;

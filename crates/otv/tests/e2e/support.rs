@@ -243,3 +243,15 @@ pub fn open_question_request(bsn: &str) -> String {
         .replace("2025-06-02T09:59:30Z", &stamp(now - Duration::seconds(30)))
         .replace("2025-06-02T10:09:30Z", &stamp(now + Duration::minutes(5)))
 }
+
+// --- Browser test (tests/browser, e2e/browser.rs) -------------------------------------------
+
+/// A SQLite database only, for tests that need not run on both backends.
+pub fn sqlite_db() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    Db {
+        url: format!("sqlite://{}", dir.path().join("otv.sqlite").display()),
+        keys: keys(),
+        _dir: dir,
+    }
+}

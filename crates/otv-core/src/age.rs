@@ -1,0 +1,78 @@
+//! Age groups for consent (PRODUCT.md §10, terms of use §5d): under 12 a parent or guardian may
+//! fill in the choices; from 12 to 15 the child's answers wait for a parent or guardian to
+//! confirm them (`pending-guardian`); from 16 a citizen's own answers count at once.
+//!
+//! Pure: the date of the moment is an input.
+
+use chrono::{Datelike, NaiveDate};
+
+/// A citizen's age group on a given day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AgeGroup {
+    /// Younger than 12: a parent or guardian may record the choices.
+    Under12,
+    /// 12 to 15: the child's own answers need a parent's or guardian's confirmation.
+    From12To15,
+    /// 16 or older: the citizen decides alone.
+    From16,
+}
+
+impl AgeGroup {
+    /// The age group of someone born on `birth_date`, on the day `on`. A birth date after `on`
+    /// counts as age 0.
+    pub fn of(birth_date: NaiveDate, on: NaiveDate) -> AgeGroup {
+        match age_in_years(birth_date, on) {
+            0..=11 => AgeGroup::Under12,
+            12..=15 => AgeGroup::From12To15,
+            _ => AgeGroup::From16,
+        }
+    }
+
+    /// Whether answers recorded by the citizen themself stay `pending-guardian` until a parent
+    /// or guardian confirms them (everyone under 16).
+    pub fn answers_need_guardian(self) -> bool {
+        !matches!(self, AgeGroup::From16)
+    }
+}
+
+/// Completed years between `birth_date` and `on` (0 when `on` is earlier). Someone born on
+/// 29 February has a birthday on 1 March in years without it.
+pub fn age_in_years(birth_date: NaiveDate, on: NaiveDate) -> u32 {
+    if on <= birth_date {
+        return 0;
+    }
+    let years = on.year() - birth_date.year();
+    let had_birthday = (on.month(), on.day()) >= (birth_date.month(), birth_date.day());
+    u32::try_from(if had_birthday { years } else { years - 1 }).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_groups_change_on_the_12th_and_16th_birthday() {
+        let born = d("2010-06-15");
+        assert_eq!(AgeGroup::of(born, d("2022-06-14")), AgeGroup::Under12);
+        assert_eq!(AgeGroup::of(born, d("2022-06-15")), AgeGroup::From12To15);
+        assert_eq!(AgeGroup::of(born, d("2026-06-14")), AgeGroup::From12To15);
+        assert_eq!(AgeGroup::of(born, d("2026-06-15")), AgeGroup::From16);
+        assert!(AgeGroup::Under12.answers_need_guardian());
+        assert!(AgeGroup::From12To15.answers_need_guardian());
+        assert!(!AgeGroup::From16.answers_need_guardian());
+    }
+
+    #[test]
+    fn ages_count_completed_years() {
+        assert_eq!(age_in_years(d("2000-02-29"), d("2016-02-28")), 15);
+        assert_eq!(age_in_years(d("2000-02-29"), d("2016-02-29")), 16);
+        assert_eq!(age_in_years(d("2000-02-29"), d("2017-02-28")), 16);
+        assert_eq!(age_in_years(d("2000-02-29"), d("2017-03-01")), 17);
+        assert_eq!(age_in_years(d("2030-01-01"), d("2026-01-01")), 0);
+        assert_eq!(age_in_years(d("1950-12-31"), d("2026-12-30")), 75);
+    }
+}

@@ -1,0 +1,131 @@
+//! What the overview and the wizard share: the catalogue's categories in the citizen's
+//! language, and the current answer to each option.
+//!
+//! The catalogue (operator data) names categories in Dutch only; the English names of the
+//! shipped catalogue's codes are here, and an unknown code keeps its Dutch name.
+
+use otv_core::catalogue::{ConsultingCategory, HolderCategory};
+use otv_core::{Answer, AnswerState, Catalogue, ConsentOption, Effect, Party};
+
+use super::text::Lang;
+
+/// The name of a holder or consulting category in `lang`.
+pub(crate) fn category_name(code: &str, dutch: &str, lang: Lang) -> String {
+    if lang == Lang::Nl {
+        return dutch.to_owned();
+    }
+    let en = match code {
+        "DH-HA" | "RPZAC001" => "GPs and GP out-of-hours services",
+        "DH-APO" | "RPZAC005" => "Pharmacies",
+        "DH-ZKH" => "Hospitals, medical centres and clinics",
+        "DH-LAB" => "Laboratories and diagnostic centres",
+        "DH-GGZ" | "RPZAC003" => "Mental health care",
+        "DH-VVT" | "RPZAC004" => "Nursing and care",
+        "DH-OVERIG" => "Other care",
+        "RPZAC103" => "Other care (dentists, paramedics, youth health care)",
+        "RPZAC104" => "Hospitals, medical centres, clinics, laboratories and diagnostic centres",
+        "RPZAC200" => "Care providers in other EU countries",
+        _ => dutch,
+    };
+    en.to_owned()
+}
+
+/// The data category in words that fit in a sentence ("uw behandelgegevens").
+pub(crate) fn data_words(code: &str, dutch: &str, lang: Lang) -> String {
+    let (nl, en) = match code {
+        "GGC002" => ("behandelgegevens", "treatment data"),
+        "GGC012" => ("uitslagen", "test results"),
+        "GGC013" => ("medicatiegegevens", "medication data"),
+        "GGC007" => ("medische beelden", "medical images"),
+        "GGC008" => ("waarneemgegevens", "observation data"),
+        _ => (dutch, dutch),
+    };
+    match lang {
+        Lang::Nl => nl.to_lowercase(),
+        Lang::En => en.to_owned(),
+    }
+}
+
+/// The Dutch name of a data category in the catalogue.
+pub(crate) fn data_category_name(catalogue: &Catalogue, code: &str) -> String {
+    catalogue
+        .data_categories()
+        .iter()
+        .find(|d| d.code.as_str() == code)
+        .map_or_else(|| code.to_owned(), |d| d.name.clone())
+}
+
+/// The consulting categories "all my providers" covers (not the separate EU category).
+pub(crate) fn regular_consulters(catalogue: &Catalogue) -> Vec<&ConsultingCategory> {
+    catalogue
+        .consulting_categories()
+        .iter()
+        .filter(|c| !c.separate)
+        .collect()
+}
+
+/// The consulting categories asked on their own (the EU category).
+pub(crate) fn separate_consulters(catalogue: &Catalogue) -> Vec<&ConsultingCategory> {
+    catalogue
+        .consulting_categories()
+        .iter()
+        .filter(|c| c.separate)
+        .collect()
+}
+
+/// The options of one holder category.
+pub(crate) fn options_of<'a>(
+    catalogue: &'a Catalogue,
+    holder: &'a HolderCategory,
+) -> impl Iterator<Item = &'a ConsentOption> {
+    catalogue
+        .options()
+        .iter()
+        .filter(move |o| o.holder == holder.code)
+}
+
+/// Whether `answer` is the category answer to `option`.
+pub(crate) fn answers_option(answer: &Answer, option: &ConsentOption) -> bool {
+    answer.key.holder == Party::Category(option.holder.clone())
+        && answer.key.consulter == Party::Category(option.consulter.clone())
+        && answer.key.data_category == option.data_category
+}
+
+/// What the citizen said last about `option`: the proposal waiting for a parent or guardian
+/// if there is one, else the answer in force (whatever its state). What the wizard shows and
+/// compares against: a child changes their proposal, an adult the answer in force.
+pub(crate) fn current<'a>(profile: &'a [Answer], option: &ConsentOption) -> Option<&'a Answer> {
+    proposal(profile, option).or_else(|| in_force(profile, option))
+}
+
+/// The current answer to `option` that is not a proposal (whatever its state): the one the
+/// decision reads. A profile holds at most one per key (`Backend::record_answers`).
+pub(crate) fn in_force<'a>(profile: &'a [Answer], option: &ConsentOption) -> Option<&'a Answer> {
+    profile
+        .iter()
+        .find(|a| answers_option(a, option) && a.state != AnswerState::PendingGuardian)
+}
+
+/// The proposal (`pending-guardian`) to `option` waiting for a parent or guardian, if any. A
+/// profile holds at most one per key, beside the answer in force.
+pub(crate) fn proposal<'a>(profile: &'a [Answer], option: &ConsentOption) -> Option<&'a Answer> {
+    profile
+        .iter()
+        .find(|a| answers_option(a, option) && a.state == AnswerState::PendingGuardian)
+}
+
+/// The form field of an option: `o.<holder>.<data category>.<consulter>`.
+pub(crate) fn field_name(option: &ConsentOption) -> String {
+    format!(
+        "o.{}.{}.{}",
+        option.holder, option.data_category, option.consulter
+    )
+}
+
+/// What the citizen said about an option, as far as it still counts: the effect of an answer
+/// that is active or waiting for a guardian; `None` for no answer, or one expired or withdrawn.
+pub(crate) fn standing_effect(answer: Option<&Answer>) -> Option<Effect> {
+    answer
+        .filter(|a| matches!(a.state, AnswerState::Active | AnswerState::PendingGuardian))
+        .map(|a| a.effect)
+}

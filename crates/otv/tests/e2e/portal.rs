@@ -1,0 +1,889 @@
+//! The citizen portal's core through the real binary over HTTP, with the development login, on
+//! SQLite and PostgreSQL: login, terms of use (and re-acceptance after a new version), the
+//! wizard (all / certain / none, the EU category apart) and the overview, checked against the
+//! closed question; representatives; minors' answers pending; CSRF and cross-site refusals;
+//! one citizen never reaching another's data; the idle timeout; the development login only
+//! behind its flag; the security headers.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::json;
+
+use crate::support::{Db, Server, databases};
+
+/// A browser without JavaScript: follows redirects only when asked, keeps cookies by name
+/// (ignoring `Secure`, as browsers do for a local server).
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    jar: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+struct Page {
+    status: u16,
+    location: Option<String>,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Browser {
+    fn new(server: &Server) -> Browser {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: server.url(""),
+            jar: BTreeMap::new(),
+        }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let cookies = self
+            .jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let res = req.header(COOKIE, cookies).send().await.unwrap();
+        for c in res.headers().get_all(SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            let (pair, attributes) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || attributes.contains("Max-Age=0") {
+                self.jar.remove(k);
+            } else {
+                self.jar.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        Page {
+            status: res.status().as_u16(),
+            location: res
+                .headers()
+                .get(LOCATION)
+                .map(|l| l.to_str().unwrap().to_owned()),
+            headers: res.headers().clone(),
+            body: res.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    /// GET, following redirects.
+    async fn open(&mut self, path: &str) -> (String, Page) {
+        let mut path = path.to_owned();
+        for _ in 0..5 {
+            let page = self.get(&path).await;
+            match page.location.clone() {
+                Some(next) if page.status / 100 == 3 => path = next,
+                _ => return (path, page),
+            }
+        }
+        panic!("too many redirects from {path}");
+    }
+
+    async fn post_with(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut req = self.http.post(format!("{}{path}", self.base)).form(fields);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        self.post_with(path, fields, &[]).await
+    }
+}
+
+/// Form fields or headers, as name and value.
+type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
+/// The value of the first hidden field `name` in `html`.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in:\n{html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// A valid BSN (11-test) for test citizen `i`: prefix `91` and seven digits, check digit
+/// computed (prefixes whose check digit would be 10 are skipped).
+fn citizen(i: u32) -> String {
+    let mut n = 9_100_000 + i * 7;
+    loop {
+        let prefix = format!("{:08}", n);
+        let sum: u32 = prefix
+            .bytes()
+            .zip((2..=9).rev())
+            .map(|(d, w)| u32::from(d - b'0') * w)
+            .sum();
+        let check = sum % 11;
+        if check < 10 {
+            return format!("{prefix}{check}");
+        }
+        n += 1;
+    }
+}
+
+/// Logs in with the development login (`extra` fields as typed) and returns where it led.
+async fn dev_login(b: &mut Browser, bsn: &str, extra: &[(&str, &str)]) -> Page {
+    let form = b.get("/inloggen").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let token = hidden(&form.body, "csrf");
+    let mut fields = vec![("csrf", token.as_str()), ("bsn", bsn)];
+    fields.extend_from_slice(extra);
+    b.post("/inloggen/ontwikkel", &fields).await
+}
+
+/// Logs in and accepts the terms: ends on the overview.
+async fn login(server: &Server, bsn: &str, extra: &[(&str, &str)]) -> Browser {
+    let mut b = Browser::new(server);
+    let landed = dev_login(&mut b, bsn, extra).await;
+    assert_eq!(landed.status, 303, "{}", landed.body);
+    if landed.location.as_deref() == Some("/voorwaarden") {
+        accept_terms(&mut b).await;
+    }
+    b
+}
+
+async fn accept_terms(b: &mut Browser) {
+    let (path, terms) = b.open("/voorwaarden").await;
+    assert_eq!(path, "/voorwaarden");
+    let done = b
+        .post(
+            "/voorwaarden",
+            &[
+                ("csrf", &hidden(&terms.body, "csrf")),
+                ("version", &hidden(&terms.body, "version")),
+            ],
+        )
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/keuzes"), "{}", done.body);
+}
+
+/// Runs the wizard: `choice` (all / none / certain with `options` as `o.…` fields), then the
+/// EU step with `eu` (`yes`/`no`); returns the confirmation page.
+async fn choose(b: &mut Browser, choice: &str, options: &[(&str, &str)], eu: &str) -> Page {
+    let (_, step1) = b.open("/keuzes/wijzigen").await;
+    let csrf = hidden(&step1.body, "csrf");
+    let mut next = b
+        .post("/keuzes/wijzigen", &[("csrf", &csrf), ("choice", choice)])
+        .await;
+    if choice == "certain" {
+        assert_eq!(next.status, 200, "{}", next.body);
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend_from_slice(options);
+        next = b.post("/keuzes/wijzigen/per-soort", &fields).await;
+    }
+    if choice != "none" {
+        assert_eq!(next.status, 200, "{}", next.body);
+        assert!(
+            next.body.contains("name=\"eu\""),
+            "the EU step: {}",
+            next.body
+        );
+        // Send back every hidden field of the EU form, as a browser would.
+        let form = next
+            .body
+            .split("action=\"/keuzes/wijzigen/europa\"")
+            .nth(1)
+            .unwrap();
+        let form = form.split("</form>").next().unwrap();
+        let mut fields: Vec<(String, String)> = form
+            .split("<input type=\"hidden\" name=\"")
+            .skip(1)
+            .map(|s| {
+                let (name, rest) = s.split_once('"').unwrap();
+                let value = rest
+                    .split("value=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap();
+                (name.to_owned(), value.to_owned())
+            })
+            .collect();
+        fields.push(("eu".into(), eu.into()));
+        let refs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        next = b.post("/keuzes/wijzigen/europa", &refs).await;
+    }
+    assert_eq!(next.status, 303, "{}", next.body);
+    let target = next.location.unwrap();
+    assert!(target.starts_with("/keuzes/opgeslagen"), "{target}");
+    let (_, saved) = b.open(&target).await;
+    saved
+}
+
+/// The AuthZEN decision (plain development listener, demo exchange system) for `bsn` about
+/// holder (URA, type) and consulter GP post 00000002: `true` only for Permit.
+async fn permitted(server: &Server, bsn: &str, holder: (&str, &str), category: &str) -> bool {
+    let body = json!({
+        "subject": {"type": "professional", "id": "900010001", "properties": {
+            "role": "01.015", "consulter_ura": "00000002", "consulter_organisation_type": "N6"}},
+        "resource": {"type": "patient_record", "id": bsn, "properties": {
+            "holder_ura": holder.0, "holder_organisation_type": holder.1, "data_category": category}},
+        "action": {"name": "consult"},
+        "context": {"purpose": "TREAT"},
+    });
+    let res = crate::support::http()
+        .post(server.url("/access/v1/evaluation"))
+        .header("x-otv-dev-connector", "demo-lsp")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let v: serde_json::Value = res.json().await.unwrap();
+    v["decision"].as_bool().unwrap()
+}
+
+const GP: (&str, &str) = ("00000001", "Z3");
+const PHARMACY: (&str, &str) = ("00000010", "J8");
+
+fn start(db: &Db, env: &[(&str, &str)]) -> Server {
+    let mut all = vec![
+        ("OTV_PORTAL_DEV_LOGIN", "true"),
+        ("OTV_DEV_PLAIN_PROVIDER_HTTP", "true"),
+    ];
+    all.extend_from_slice(env);
+    Server::start_with(db, &["--demo"], &all)
+}
+
+/// Runs `sql` (a count) on the test database.
+async fn count(db: &Db, sql: &str) -> i64 {
+    use sqlx::Connection;
+    if db.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn login_terms_wizard_and_overview_decide_the_closed_question() {
+    for db in databases().await {
+        let server = start(&db, &[]);
+        let bsn = citizen(1);
+        let mut b = Browser::new(&server);
+
+        // Not logged in: every page goes to the login page.
+        assert_eq!(
+            b.get("/keuzes").await.location.as_deref(),
+            Some("/inloggen")
+        );
+        // A BSN that fails the 11-test is refused, naming the field.
+        let form = b.get("/inloggen").await;
+        let bad = b
+            .post(
+                "/inloggen/ontwikkel",
+                &[("csrf", &hidden(&form.body, "csrf")), ("bsn", "123456789")],
+            )
+            .await;
+        assert_eq!(bad.status, 400);
+        assert!(bad.body.contains("href=\"#bsn\""), "{}", bad.body);
+        assert!(bad.body.contains("elfproef"));
+        assert!(!b.jar.contains_key("otv_session"));
+
+        // Login leads to the terms, and no other page opens before they are accepted.
+        let landed = dev_login(&mut b, &bsn, &[("name", "Ans de Vries")]).await;
+        assert_eq!(landed.location.as_deref(), Some("/voorwaarden"));
+        assert_eq!(
+            b.get("/keuzes").await.location.as_deref(),
+            Some("/voorwaarden")
+        );
+        assert_eq!(
+            b.get("/keuzes/wijzigen").await.location.as_deref(),
+            Some("/voorwaarden")
+        );
+        accept_terms(&mut b).await;
+        let (_, overview) = b.open("/keuzes").await;
+        assert_eq!(overview.status, 200);
+        assert!(
+            overview.body.contains("Ans de Vries"),
+            "the header names who is logged in"
+        );
+        assert!(overview.body.contains("U hebt nog geen keuzes vastgelegd."));
+        assert!(
+            overview.body.contains("Dan geldt: nee"),
+            "no answer means no (opt-in)"
+        );
+        assert!(!overview.body.contains(&bsn), "never the BSN on a page");
+        assert!(!permitted(&server, &bsn, GP, "GGC002").await);
+
+        // All: yes everywhere except the EU category, which is asked apart.
+        let saved = choose(&mut b, "all", &[], "no").await;
+        assert!(
+            saved.body.contains("Uw keuzes zijn opgeslagen"),
+            "{}",
+            saved.body
+        );
+        assert!(
+            saved.body.contains("href=\"/bewijs/"),
+            "a receipt link: {}",
+            saved.body
+        );
+        assert!(permitted(&server, &bsn, GP, "GGC002").await);
+        assert!(permitted(&server, &bsn, PHARMACY, "GGC013").await);
+        let (_, overview) = b.open("/keuzes").await;
+        assert!(
+            overview.body.contains("Al uw zorgaanbieders mogen"),
+            "{}",
+            overview.body
+        );
+
+        // The same again changes nothing.
+        let again = choose(&mut b, "all", &[], "no").await;
+        assert!(
+            again.body.contains("Er is niets veranderd"),
+            "{}",
+            again.body
+        );
+
+        // None: no everywhere.
+        choose(&mut b, "none", &[], "").await;
+        assert!(!permitted(&server, &bsn, GP, "GGC002").await);
+        assert!(!permitted(&server, &bsn, PHARMACY, "GGC013").await);
+        let (_, overview) = b.open("/keuzes").await;
+        assert!(overview.body.contains("Geen enkele zorgaanbieder mag"));
+
+        // Certain: only GPs to GPs; the rest stays no.
+        let saved = choose(
+            &mut b,
+            "certain",
+            &[("o.DH-HA.GGC002.RPZAC001", "yes")],
+            "yes",
+        )
+        .await;
+        assert!(saved.body.contains("Uw keuzes zijn opgeslagen"));
+        assert!(permitted(&server, &bsn, GP, "GGC002").await);
+        assert!(!permitted(&server, &bsn, PHARMACY, "GGC013").await);
+        let (_, overview) = b.open("/keuzes").await;
+        assert!(overview.body.contains("Bepaalde zorgaanbieders mogen"));
+
+        // In English on request, and it stays so.
+        let (_, en) = b.open("/keuzes?lang=en").await;
+        assert!(en.body.contains("<html lang=\"en\">"));
+        assert!(
+            en.body.contains("Certain care providers may"),
+            "{}",
+            en.body
+        );
+        let (_, still) = b.open("/keuzes/wijzigen").await;
+        assert!(still.body.contains("Which choice suits you?"));
+        b.open("/keuzes?lang=nl").await;
+
+        // Every change went through the audit chain as the citizen, in the portal.
+        assert_eq!(
+            count(
+                &db,
+                "SELECT count(*) FROM audit_log WHERE event = 'profile-change' AND actor = 'citizen' AND channel = 'portal'"
+            )
+            .await,
+            3
+        );
+        assert_eq!(
+            count(
+                &db,
+                "SELECT count(*) FROM audit_log WHERE event = 'portal-login'"
+            )
+            .await,
+            1
+        );
+        assert_eq!(
+            count(
+                &db,
+                "SELECT count(*) FROM audit_log WHERE event = 'terms-accepted'"
+            )
+            .await,
+            1
+        );
+
+        // Logout ends the session (a POST with the token).
+        let (_, page) = b.open("/keuzes").await;
+        let out = b
+            .post("/uitloggen", &[("csrf", &hidden(&page.body, "csrf"))])
+            .await;
+        assert_eq!(out.location.as_deref(), Some("/inloggen?uitgelogd=1"));
+        assert_eq!(
+            b.get("/keuzes").await.location.as_deref(),
+            Some("/inloggen")
+        );
+        assert_eq!(
+            count(
+                &db,
+                "SELECT count(*) FROM audit_log WHERE event = 'portal-logout'"
+            )
+            .await,
+            1
+        );
+        server.stop();
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn forms_without_the_token_or_from_another_site_are_refused_and_change_nothing() {
+    for db in databases().await {
+        let server = start(&db, &[]);
+        let bsn = citizen(2);
+        let mut b = login(&server, &bsn, &[]).await;
+        choose(&mut b, "all", &[], "no").await;
+        let (_, page) = b.open("/keuzes/wijzigen").await;
+        let token = hidden(&page.body, "csrf");
+        let attempts: Vec<(Pairs, Pairs)> = vec![
+            (vec![("choice", "none")], vec![]),
+            (vec![("csrf", "not-the-token"), ("choice", "none")], vec![]),
+            (
+                vec![("csrf", &token), ("choice", "none")],
+                vec![("sec-fetch-site", "cross-site")],
+            ),
+            (
+                vec![("csrf", &token), ("choice", "none")],
+                vec![("sec-fetch-site", "same-site")],
+            ),
+            (
+                vec![("csrf", &token), ("choice", "none")],
+                vec![("origin", "http://evil.example")],
+            ),
+            (
+                vec![("csrf", &token), ("choice", "none")],
+                vec![("origin", "null"), ("sec-fetch-site", "cross-site")],
+            ),
+            (
+                vec![("choice", "none")],
+                vec![("origin", "null"), ("sec-fetch-site", "same-origin")],
+            ),
+        ];
+        for (fields, headers) in &attempts {
+            let refused = b.post_with("/keuzes/wijzigen", fields, headers).await;
+            assert_eq!(refused.status, 403, "{fields:?} {headers:?}");
+            assert!(
+                refused.body.contains("Dit formulier is niet geaccepteerd"),
+                "a readable page"
+            );
+            assert!(refused.body.contains("Er is niets veranderd"));
+        }
+        // Without the session cookie (SameSite=Lax keeps it from another site's post), a
+        // cross-site post is still refused as such, not sent to the login page.
+        let mut stranger = Browser::new(&server);
+        let refused = stranger
+            .post_with(
+                "/keuzes/wijzigen",
+                &[("csrf", &token), ("choice", "none")],
+                &[("sec-fetch-site", "cross-site")],
+            )
+            .await;
+        assert_eq!(refused.status, 403);
+        // The EU step and logout are guarded the same way.
+        let refused = b
+            .post_with(
+                "/keuzes/wijzigen/europa",
+                &[("csrf", &token), ("choice", "all"), ("eu", "yes")],
+                &[("sec-fetch-site", "cross-site")],
+            )
+            .await;
+        assert_eq!(refused.status, 403);
+        assert_eq!(b.post("/uitloggen", &[("csrf", "x")]).await.status, 403);
+        // Nothing changed: still all yes, EU no, and still logged in.
+        assert!(permitted(&server, &bsn, GP, "GGC002").await);
+        let (path, overview) = b.open("/keuzes").await;
+        assert_eq!(path, "/keuzes");
+        assert!(overview.body.contains("Al uw zorgaanbieders mogen"));
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM audit_log WHERE event = 'profile-change' AND channel = 'portal' AND actor = 'citizen'").await,
+            1
+        );
+        // The right token from the same site works: with its Origin, or with `Origin: null`
+        // (what a browser sends from a page with `Referrer-Policy: no-referrer`).
+        let host = server.url("").trim_end_matches('/').to_owned();
+        for origin in [host.as_str(), "null"] {
+            let ok = b
+                .post_with(
+                    "/keuzes/wijzigen",
+                    &[("csrf", &token), ("choice", "all")],
+                    &[("sec-fetch-site", "same-origin"), ("origin", origin)],
+                )
+                .await;
+            assert_eq!(ok.status, 200, "{origin}: {}", ok.body);
+            assert!(
+                ok.body.contains("name=\"eu\""),
+                "{origin}: on to the EU step"
+            );
+        }
+        let ok = b
+            .post_with(
+                "/keuzes/wijzigen",
+                &[("csrf", &token), ("choice", "none")],
+                &[("sec-fetch-site", "same-origin"), ("origin", "null")],
+            )
+            .await;
+        assert_eq!(ok.status, 303, "{}", ok.body);
+        assert!(!permitted(&server, &bsn, GP, "GGC002").await);
+        server.stop();
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn one_citizen_never_reads_or_changes_another_citizens_data() {
+    for db in databases().await {
+        let server = start(&db, &[]);
+        let (a_bsn, b_bsn) = (citizen(3), citizen(4));
+        let mut a = login(&server, &a_bsn, &[("name", "Alice Aarts")]).await;
+        let mut b = login(&server, &b_bsn, &[("name", "Bob Bakker")]).await;
+        let saved = choose(&mut b, "all", &[], "yes").await;
+        let b_receipt = saved
+            .body
+            .split("href=\"/bewijs/")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned();
+        let (_, b_page) = b.open("/keuzes").await;
+        let b_token = hidden(&b_page.body, "csrf");
+
+        // A tries every page, with B's number and B's change in the URL.
+        let paths = [
+            format!("/keuzes?bsn={b_bsn}"),
+            format!("/keuzes/wijzigen?bsn={b_bsn}"),
+            format!("/wie-volgt-mij?bsn={b_bsn}"),
+            format!("/keuzes/opgeslagen?wijziging={b_receipt}"),
+            format!("/keuzes/wijzigen/europa?bsn={b_bsn}"),
+            "/zorgaanbieders?q=Bakker".to_owned(),
+            "/voorwaarden".to_owned(),
+        ];
+        for path in &paths {
+            let (_, page) = a.open(path).await;
+            assert!(!page.body.contains("Bob Bakker"), "{path} shows B");
+            assert!(!page.body.contains(&b_bsn), "{path} shows B's number");
+            assert!(
+                !page.body.contains(&format!("/bewijs/{b_receipt}")),
+                "{path} links B's receipt"
+            );
+        }
+        let (_, saved_elsewhere) = a
+            .open(&format!("/keuzes/opgeslagen?wijziging={b_receipt}"))
+            .await;
+        assert!(saved_elsewhere.body.contains("Er is niets veranderd"));
+        assert_eq!(a.get(&format!("/bewijs/{b_receipt}")).await.status, 404);
+
+        // A posts with B's number and B's token: B's token is refused; A's own changes only A.
+        let refused = a
+            .post(
+                "/keuzes/wijzigen",
+                &[("csrf", &b_token), ("choice", "none"), ("bsn", &b_bsn)],
+            )
+            .await;
+        assert_eq!(refused.status, 403);
+        let (_, a_page) = a.open("/keuzes/wijzigen").await;
+        let a_token = hidden(&a_page.body, "csrf");
+        let done = a
+            .post(
+                "/keuzes/wijzigen",
+                &[("csrf", &a_token), ("choice", "none"), ("bsn", &b_bsn)],
+            )
+            .await;
+        assert_eq!(done.status, 303);
+        assert!(
+            permitted(&server, &b_bsn, GP, "GGC002").await,
+            "B's choices stand"
+        );
+        assert!(!permitted(&server, &a_bsn, GP, "GGC002").await);
+        // B's session cookie value never works for A's forms and vice versa: A's cookie with
+        // B's token was refused above; B still sees B's own overview.
+        let (_, b_overview) = b.open("/keuzes").await;
+        assert!(b_overview.body.contains("Bob Bakker"));
+        assert!(b_overview.body.contains("Al uw zorgaanbieders mogen"));
+        server.stop();
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_representative_manages_the_represented_profile_and_the_citizen_is_notified() {
+    for db in databases().await {
+        let server = start(&db, &[]);
+        let (rep, represented) = (citizen(5), citizen(6));
+        let mut r = login(
+            &server,
+            &rep,
+            &[
+                ("name", "Rob Vertegenwoordiger"),
+                ("acting_for", &represented),
+            ],
+        )
+        .await;
+        let (_, overview) = r.open("/keuzes").await;
+        assert!(
+            overview.body.contains("U regelt dit voor"),
+            "{}",
+            overview.body
+        );
+        assert!(overview.body.contains(&format!("..{}", &represented[7..])));
+        assert!(!overview.body.contains(&represented));
+        let outbox_before = count(&db, "SELECT count(*) FROM outbox").await;
+        let saved = choose(&mut r, "all", &[], "no").await;
+        assert!(
+            saved
+                .body
+                .contains("Wij laten de persoon voor wie u dit regelt weten")
+        );
+        // The represented citizen's profile changed, not the representative's.
+        assert!(permitted(&server, &represented, GP, "GGC002").await);
+        assert!(!permitted(&server, &rep, GP, "GGC002").await);
+        // Recorded as the representative, with an outbox row for the represented citizen.
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM audit_log WHERE event = 'profile-change' AND channel = 'representative' AND actor LIKE 'representative:%'").await,
+            1
+        );
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM answers WHERE channel = 'representative' AND superseded_at IS NULL").await,
+            49
+        );
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM outbox").await,
+            outbox_before + 1
+        );
+        server.stop();
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn answers_of_a_citizen_under_16_wait_for_a_guardian_and_permit_nothing() {
+    for db in databases().await {
+        let server = start(&db, &[]);
+        let child = citizen(7);
+        let born = (chrono::Utc::now().date_naive() - chrono::Duration::days(13 * 366)).to_string();
+        let mut c = login(&server, &child, &[("birth_date", &born)]).await;
+        let (_, step1) = c.open("/keuzes/wijzigen").await;
+        assert!(step1.body.contains("jonger dan 16"), "{}", step1.body);
+        let saved = choose(&mut c, "all", &[], "no").await;
+        assert!(
+            saved
+                .body
+                .contains("pas als uw ouder of voogd ze bevestigt"),
+            "{}",
+            saved.body
+        );
+        assert!(
+            !permitted(&server, &child, GP, "GGC002").await,
+            "pending answers permit nothing"
+        );
+        assert_eq!(
+            count(
+                &db,
+                "SELECT count(*) FROM answers WHERE state = 'pending-guardian'"
+            )
+            .await,
+            49
+        );
+        let (_, overview) = c.open("/keuzes").await;
+        assert!(
+            overview.body.contains("Wacht op bevestiging"),
+            "{}",
+            overview.body
+        );
+        server.stop();
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_new_terms_version_must_be_accepted_again() {
+    for db in databases().await {
+        let bsn = citizen(8);
+        let server = start(&db, &[]);
+        let b = login(&server, &bsn, &[]).await;
+        drop(b);
+        server.stop();
+        // The same version: straight to the overview.
+        let server = start(&db, &[]);
+        let mut b = Browser::new(&server);
+        assert_eq!(
+            dev_login(&mut b, &bsn, &[]).await.location.as_deref(),
+            Some("/keuzes")
+        );
+        server.stop();
+        // A new version: the terms again, before anything else.
+        let server = start(&db, &[("OTV_PORTAL_TERMS_VERSION", "2027-01")]);
+        let mut b = Browser::new(&server);
+        assert_eq!(
+            dev_login(&mut b, &bsn, &[]).await.location.as_deref(),
+            Some("/voorwaarden")
+        );
+        assert_eq!(
+            b.get("/keuzes").await.location.as_deref(),
+            Some("/voorwaarden")
+        );
+        let (_, terms) = b.open("/voorwaarden").await;
+        assert!(terms.body.contains("2027-01"));
+        accept_terms(&mut b).await;
+        assert_eq!(b.open("/keuzes").await.0, "/keuzes");
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM terms_acceptances").await,
+            2,
+            "one per version"
+        );
+        server.stop();
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn an_idle_session_ends() {
+    for db in databases().await {
+        let server = start(&db, &[("OTV_PORTAL_IDLE_TIMEOUT_SECS", "2")]);
+        let mut b = login(&server, &citizen(9), &[]).await;
+        tokio::time::sleep(Duration::from_millis(4000)).await;
+        let expired = b.get("/keuzes").await;
+        assert_eq!(expired.location.as_deref(), Some("/inloggen?verlopen=1"));
+        let (_, page) = b.open("/inloggen?verlopen=1").await;
+        assert!(page.body.contains("Log opnieuw in"), "{}", page.body);
+        assert_eq!(
+            b.get("/keuzes").await.location.as_deref(),
+            Some("/inloggen")
+        );
+        server.stop();
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn the_development_login_exists_only_behind_its_flag_and_says_so() {
+    for db in databases().await {
+        let server = Server::start_with(&db, &["--demo"], &[]);
+        let mut b = Browser::new(&server);
+        let page = b.get("/inloggen").await;
+        assert_eq!(page.status, 200);
+        assert!(!page.body.contains("/inloggen/ontwikkel"));
+        assert!(!page.body.contains("Ontwikkelomgeving"));
+        let refused = b
+            .post(
+                "/inloggen/ontwikkel",
+                &[("csrf", "x"), ("bsn", "900203638")],
+            )
+            .await;
+        assert_eq!(refused.status, 404);
+        assert!(!b.jar.contains_key("otv_session"));
+        server.stop();
+
+        let server = Server::start_with(&db, &["--demo", "--dev-login"], &[]);
+        let mut b = login(&server, &citizen(10), &[]).await;
+        for path in [
+            "/inloggen",
+            "/keuzes",
+            "/keuzes/wijzigen",
+            "/wie-volgt-mij",
+            "/zorgaanbieders",
+            "/voorwaarden",
+            "/bestaat-niet-maar-portaal",
+        ] {
+            let (_, page) = b.open(path).await;
+            if page.status == 404 && page.body.is_empty() {
+                continue; // not a portal page
+            }
+            assert!(
+                page.body.contains("Ontwikkelomgeving"),
+                "{path}: {}",
+                page.body
+            );
+        }
+        server.stop();
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn portal_responses_carry_the_security_headers() {
+    for db in databases().await {
+        let server = start(&db, &[]);
+        let mut anonymous = Browser::new(&server);
+        let login_page = anonymous.get("/inloggen").await;
+        let mut b = login(&server, &citizen(11), &[]).await;
+        let overview = b.get("/keuzes").await;
+        let refused = b.post("/keuzes/wijzigen", &[("choice", "all")]).await;
+        for (what, page) in [
+            ("login", &login_page),
+            ("overview", &overview),
+            ("403", &refused),
+        ] {
+            let h = |name: &str| {
+                page.headers
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default()
+            };
+            let csp = h("content-security-policy");
+            assert!(csp.contains("default-src 'none'"), "{what}: {csp}");
+            assert!(csp.contains("style-src 'self'"), "{what}");
+            assert!(csp.contains("frame-ancestors 'none'"), "{what}");
+            assert!(csp.contains("form-action 'self'"), "{what}");
+            assert!(!csp.contains("unsafe-inline"), "{what}");
+            assert_eq!(h("x-content-type-options"), "nosniff", "{what}");
+            assert_eq!(h("referrer-policy"), "no-referrer", "{what}");
+            assert_eq!(h("cache-control"), "no-store", "{what}");
+            assert!(!page.body.contains("<script"), "{what}: no JavaScript");
+        }
+        let session_cookie = b
+            .post(
+                "/inloggen/ontwikkel",
+                &[("csrf", "x"), ("bsn", &citizen(11))],
+            )
+            .await;
+        assert_eq!(session_cookie.status, 403, "a login form without its token");
+        let mut fresh = Browser::new(&server);
+        let landed = dev_login(&mut fresh, &citizen(11), &[]).await;
+        let cookie = landed
+            .headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .find(|c| c.starts_with("otv_session="))
+            .unwrap()
+            .to_owned();
+        for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        let css = fresh.get("/static/portal.css").await;
+        assert_eq!(css.status, 200);
+        assert!(
+            css.headers
+                .get("content-type")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("text/css")
+        );
+        server.stop();
+        db.cleanup().await;
+    }
+}
