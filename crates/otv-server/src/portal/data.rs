@@ -152,6 +152,7 @@ async fn page(State(state): State<AppState>, citizen: Citizen) -> Result<Respons
         let names = provider_names(&state.store, uras).await?;
         let w = Words {
             t: ht,
+            lang: citizen.lang(),
             catalogue: &state.catalogue,
             names: &names,
         };

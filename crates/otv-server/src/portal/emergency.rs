@@ -112,6 +112,7 @@ async fn show(
     let names = provider_names(&state.store, uras.collect()).await?;
     let w = Words {
         t: HistoryText::get(citizen.lang()),
+        lang: citizen.lang(),
         catalogue: &state.catalogue,
         names: &names,
     };

@@ -19,6 +19,7 @@ use otv_core::{Actor, Answer, AnswerState, Catalogue, Channel, Effect, Party, Ur
 use otv_store::{ChangeEntry, ConsentCheck, Period, Store};
 use serde::Deserialize;
 
+use super::choices::{category_name, data_category_name, data_words};
 use super::error::PortalError;
 use super::layout::Layout;
 use super::session::Citizen;
@@ -181,6 +182,8 @@ pub(crate) fn uras_of(a: &Answer) -> Vec<Ura> {
 /// Words for answers, with the catalogue's names and the directory's provider names.
 pub(crate) struct Words<'a> {
     pub t: &'static HistoryText,
+    /// The page's language: category names follow it.
+    pub lang: Lang,
     pub catalogue: &'a Catalogue,
     pub names: &'a BTreeMap<Ura, String>,
 }
@@ -209,21 +212,22 @@ impl Words<'_> {
                     .consulting_categories()
                     .iter()
                     .find(|k| &k.code == c);
-                holder
+                let dutch = holder
                     .map(|h| h.name.clone())
                     .or_else(|| consulter.map(|k| k.name.clone()))
-                    .unwrap_or_else(|| c.to_string())
+                    .unwrap_or_else(|| c.to_string());
+                category_name(c.as_str(), &dutch, self.lang)
             }
         }
     }
 
     /// A data category's name.
     pub fn data(&self, code: &str) -> String {
-        self.catalogue
-            .data_categories()
-            .iter()
-            .find(|d| d.code.as_str() == code)
-            .map_or_else(|| code.to_owned(), |d| d.name.clone())
+        let dutch = data_category_name(self.catalogue, code);
+        match self.lang {
+            Lang::Nl => dutch,
+            Lang::En => data_words(code, &dutch, self.lang),
+        }
     }
 
     /// The channel in words.
@@ -442,6 +446,7 @@ async fn history(
             let names = provider_names(&state.store, uras.collect()).await?;
             let w = Words {
                 t,
+                lang,
                 catalogue: &state.catalogue,
                 names: &names,
             };

@@ -61,7 +61,7 @@ use otv_core::{Actor, Answer, AnswerState, Bsn, Channel, Provenance};
 use otv_store::{AuditEvent, LinkedChild, PairingLimit, Redemption};
 use serde::Deserialize;
 
-use super::choices::{answers_option, category_name, data_words};
+use super::choices::answers_option;
 use super::error::PortalError;
 use super::history::{HistoryText, Words, provider_names, uras_of, when};
 use super::layout::Layout;
@@ -211,18 +211,12 @@ async fn summarise(
     let names = provider_names(&state.store, uras).await?;
     let words = Words {
         t: HistoryText::get(lang),
+        lang,
         catalogue: &state.catalogue,
         names: &names,
     };
-    // Category names in the page's language (the catalogue names them in Dutch only).
-    let party = |p: &otv_core::Party| match p {
-        otv_core::Party::Category(c) => category_name(c.as_str(), &words.party(p), lang),
-        otv_core::Party::Provider(_) => words.party(p),
-    };
-    let data = |code: &str| match lang {
-        Lang::Nl => words.data(code),
-        Lang::En => data_words(code, &words.data(code), lang),
-    };
+    let party = |p: &otv_core::Party| words.party(p);
+    let data = |code: &str| words.data(code);
     let mut groups: BTreeMap<String, HolderGroup> = BTreeMap::new();
     for a in answers {
         let holder = format!(

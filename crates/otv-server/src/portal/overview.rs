@@ -121,6 +121,7 @@ async fn overview(
     let names = provider_names(&state.store, profile.iter().flat_map(uras_of).collect()).await?;
     let words = Words {
         t: HistoryText::get(lang),
+        lang,
         catalogue,
         names: &names,
     };

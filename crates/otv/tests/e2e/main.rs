@@ -10,6 +10,7 @@ mod import;
 mod mtls;
 mod open_question;
 mod portal;
+mod portal_client;
 mod portal_data;
 mod portal_minors;
 mod signed_assertion;

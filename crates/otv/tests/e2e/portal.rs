@@ -5,120 +5,18 @@
 //! one citizen never reaching another's data; the idle timeout; the development login only
 //! behind its flag; the security headers.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use serde_json::json;
+use reqwest::header::SET_COOKIE;
 
-use crate::support::{Db, Server, databases};
-
-/// A browser without JavaScript: follows redirects only when asked, keeps cookies by name
-/// (ignoring `Secure`, as browsers do for a local server).
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    jar: BTreeMap<String, String>,
-}
-
-#[derive(Debug)]
-struct Page {
-    status: u16,
-    location: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Browser {
-    fn new(server: &Server) -> Browser {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: server.url(""),
-            jar: BTreeMap::new(),
-        }
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-        let cookies = self
-            .jar
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let res = req.header(COOKIE, cookies).send().await.unwrap();
-        for c in res.headers().get_all(SET_COOKIE) {
-            let c = c.to_str().unwrap();
-            let (pair, attributes) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = pair.split_once('=').unwrap();
-            if v.is_empty() || attributes.contains("Max-Age=0") {
-                self.jar.remove(k);
-            } else {
-                self.jar.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        Page {
-            status: res.status().as_u16(),
-            location: res
-                .headers()
-                .get(LOCATION)
-                .map(|l| l.to_str().unwrap().to_owned()),
-            headers: res.headers().clone(),
-            body: res.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let req = self.http.get(format!("{}{path}", self.base));
-        self.send(req).await
-    }
-
-    /// GET, following redirects.
-    async fn open(&mut self, path: &str) -> (String, Page) {
-        let mut path = path.to_owned();
-        for _ in 0..5 {
-            let page = self.get(&path).await;
-            match page.location.clone() {
-                Some(next) if page.status / 100 == 3 => path = next,
-                _ => return (path, page),
-            }
-        }
-        panic!("too many redirects from {path}");
-    }
-
-    async fn post_with(
-        &mut self,
-        path: &str,
-        fields: &[(&str, &str)],
-        headers: &[(&str, &str)],
-    ) -> Page {
-        let mut req = self.http.post(format!("{}{path}", self.base)).form(fields);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        self.send(req).await
-    }
-
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
-        self.post_with(path, fields, &[]).await
-    }
-}
+use crate::portal_client::{
+    Browser, DevLogin, accept_terms, authzen_permits, choose, count, dev_login, hidden, login,
+    start,
+};
+use crate::support::{Server, databases};
 
 /// Form fields or headers, as name and value.
 type Pairs<'a> = Vec<(&'a str, &'a str)>;
-
-/// The value of the first hidden field `name` in `html`.
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no field {name} in:\n{html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
 
 /// A valid BSN (11-test) for test citizen `i`: prefix `91` and seven digits, check digit
 /// computed (prefixes whose check digit would be 10 are skipped).
@@ -139,151 +37,8 @@ fn citizen(i: u32) -> String {
     }
 }
 
-/// Logs in with the development login (`extra` fields as typed) and returns where it led.
-async fn dev_login(b: &mut Browser, bsn: &str, extra: &[(&str, &str)]) -> Page {
-    let form = b.get("/inloggen").await;
-    assert_eq!(form.status, 200, "{}", form.body);
-    let token = hidden(&form.body, "csrf");
-    let mut fields = vec![("csrf", token.as_str()), ("bsn", bsn)];
-    fields.extend_from_slice(extra);
-    b.post("/inloggen/ontwikkel", &fields).await
-}
-
-/// Logs in and accepts the terms: ends on the overview.
-async fn login(server: &Server, bsn: &str, extra: &[(&str, &str)]) -> Browser {
-    let mut b = Browser::new(server);
-    let landed = dev_login(&mut b, bsn, extra).await;
-    assert_eq!(landed.status, 303, "{}", landed.body);
-    if landed.location.as_deref() == Some("/voorwaarden") {
-        accept_terms(&mut b).await;
-    }
-    b
-}
-
-async fn accept_terms(b: &mut Browser) {
-    let (path, terms) = b.open("/voorwaarden").await;
-    assert_eq!(path, "/voorwaarden");
-    let done = b
-        .post(
-            "/voorwaarden",
-            &[
-                ("csrf", &hidden(&terms.body, "csrf")),
-                ("version", &hidden(&terms.body, "version")),
-            ],
-        )
-        .await;
-    assert_eq!(done.location.as_deref(), Some("/keuzes"), "{}", done.body);
-}
-
-/// Runs the wizard: `choice` (all / none / certain with `options` as `o.…` fields), then the
-/// EU step with `eu` (`yes`/`no`); returns the confirmation page.
-async fn choose(b: &mut Browser, choice: &str, options: &[(&str, &str)], eu: &str) -> Page {
-    let (_, step1) = b.open("/keuzes/wijzigen").await;
-    let csrf = hidden(&step1.body, "csrf");
-    let mut next = b
-        .post("/keuzes/wijzigen", &[("csrf", &csrf), ("choice", choice)])
-        .await;
-    if choice == "certain" {
-        assert_eq!(next.status, 200, "{}", next.body);
-        let mut fields = vec![("csrf", csrf.as_str())];
-        fields.extend_from_slice(options);
-        next = b.post("/keuzes/wijzigen/per-soort", &fields).await;
-    }
-    if choice != "none" {
-        assert_eq!(next.status, 200, "{}", next.body);
-        assert!(
-            next.body.contains("name=\"eu\""),
-            "the EU step: {}",
-            next.body
-        );
-        // Send back every hidden field of the EU form, as a browser would.
-        let form = next
-            .body
-            .split("action=\"/keuzes/wijzigen/europa\"")
-            .nth(1)
-            .unwrap();
-        let form = form.split("</form>").next().unwrap();
-        let mut fields: Vec<(String, String)> = form
-            .split("<input type=\"hidden\" name=\"")
-            .skip(1)
-            .map(|s| {
-                let (name, rest) = s.split_once('"').unwrap();
-                let value = rest
-                    .split("value=\"")
-                    .nth(1)
-                    .unwrap()
-                    .split('"')
-                    .next()
-                    .unwrap();
-                (name.to_owned(), value.to_owned())
-            })
-            .collect();
-        fields.push(("eu".into(), eu.into()));
-        let refs: Vec<(&str, &str)> = fields
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        next = b.post("/keuzes/wijzigen/europa", &refs).await;
-    }
-    assert_eq!(next.status, 303, "{}", next.body);
-    let target = next.location.unwrap();
-    assert!(target.starts_with("/keuzes/opgeslagen"), "{target}");
-    let (_, saved) = b.open(&target).await;
-    saved
-}
-
-/// The AuthZEN decision (plain development listener, demo exchange system) for `bsn` about
-/// holder (URA, type) and consulter GP post 00000002: `true` only for Permit.
-async fn permitted(server: &Server, bsn: &str, holder: (&str, &str), category: &str) -> bool {
-    let body = json!({
-        "subject": {"type": "professional", "id": "900010001", "properties": {
-            "role": "01.015", "consulter_ura": "00000002", "consulter_organisation_type": "N6"}},
-        "resource": {"type": "patient_record", "id": bsn, "properties": {
-            "holder_ura": holder.0, "holder_organisation_type": holder.1, "data_category": category}},
-        "action": {"name": "consult"},
-        "context": {"purpose": "TREAT"},
-    });
-    let res = crate::support::http()
-        .post(server.url("/access/v1/evaluation"))
-        .header("x-otv-dev-connector", "demo-lsp")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let v: serde_json::Value = res.json().await.unwrap();
-    v["decision"].as_bool().unwrap()
-}
-
 const GP: (&str, &str) = ("00000001", "Z3");
 const PHARMACY: (&str, &str) = ("00000010", "J8");
-
-fn start(db: &Db, env: &[(&str, &str)]) -> Server {
-    let mut all = vec![
-        ("OTV_PORTAL_DEV_LOGIN", "true"),
-        ("OTV_DEV_PLAIN_PROVIDER_HTTP", "true"),
-    ];
-    all.extend_from_slice(env);
-    Server::start_with(db, &["--demo"], &all)
-}
-
-/// Runs `sql` (a count) on the test database.
-async fn count(db: &Db, sql: &str) -> i64 {
-    use sqlx::Connection;
-    if db.url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_one(&mut c)
-            .await
-            .unwrap()
-    } else {
-        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_one(&mut c)
-            .await
-            .unwrap()
-    }
-}
 
 #[tokio::test]
 async fn login_terms_wizard_and_overview_decide_the_closed_question() {
@@ -300,7 +55,7 @@ async fn login_terms_wizard_and_overview_decide_the_closed_question() {
         // A BSN that fails the 11-test is refused, naming the field.
         let form = b.get("/inloggen").await;
         let bad = b
-            .post(
+            .post_form(
                 "/inloggen/ontwikkel",
                 &[("csrf", &hidden(&form.body, "csrf")), ("bsn", "123456789")],
             )
@@ -311,7 +66,7 @@ async fn login_terms_wizard_and_overview_decide_the_closed_question() {
         assert!(!b.jar.contains_key("otv_session"));
 
         // Login leads to the terms, and no other page opens before they are accepted.
-        let landed = dev_login(&mut b, &bsn, &[("name", "Ans de Vries")]).await;
+        let landed = dev_login(&mut b, DevLogin::new(&bsn).name("Ans de Vries")).await;
         assert_eq!(landed.location.as_deref(), Some("/voorwaarden"));
         assert_eq!(
             b.get("/keuzes").await.location.as_deref(),
@@ -334,7 +89,7 @@ async fn login_terms_wizard_and_overview_decide_the_closed_question() {
             "no answer means no (opt-in)"
         );
         assert!(!overview.body.contains(&bsn), "never the BSN on a page");
-        assert!(!permitted(&server, &bsn, GP, "GGC002").await);
+        assert!(!authzen_permits(&server, &bsn, GP, "GGC002").await);
 
         // All: yes everywhere except the EU category, which is asked apart.
         let saved = choose(&mut b, "all", &[], "no").await;
@@ -348,8 +103,8 @@ async fn login_terms_wizard_and_overview_decide_the_closed_question() {
             "a receipt link: {}",
             saved.body
         );
-        assert!(permitted(&server, &bsn, GP, "GGC002").await);
-        assert!(permitted(&server, &bsn, PHARMACY, "GGC013").await);
+        assert!(authzen_permits(&server, &bsn, GP, "GGC002").await);
+        assert!(authzen_permits(&server, &bsn, PHARMACY, "GGC013").await);
         let (_, overview) = b.open("/keuzes").await;
         assert!(
             overview.body.contains("Al uw zorgaanbieders mogen"),
@@ -367,8 +122,8 @@ async fn login_terms_wizard_and_overview_decide_the_closed_question() {
 
         // None: no everywhere.
         choose(&mut b, "none", &[], "").await;
-        assert!(!permitted(&server, &bsn, GP, "GGC002").await);
-        assert!(!permitted(&server, &bsn, PHARMACY, "GGC013").await);
+        assert!(!authzen_permits(&server, &bsn, GP, "GGC002").await);
+        assert!(!authzen_permits(&server, &bsn, PHARMACY, "GGC013").await);
         let (_, overview) = b.open("/keuzes").await;
         assert!(overview.body.contains("Geen enkele zorgaanbieder mag"));
 
@@ -381,8 +136,8 @@ async fn login_terms_wizard_and_overview_decide_the_closed_question() {
         )
         .await;
         assert!(saved.body.contains("Uw keuzes zijn opgeslagen"));
-        assert!(permitted(&server, &bsn, GP, "GGC002").await);
-        assert!(!permitted(&server, &bsn, PHARMACY, "GGC013").await);
+        assert!(authzen_permits(&server, &bsn, GP, "GGC002").await);
+        assert!(!authzen_permits(&server, &bsn, PHARMACY, "GGC013").await);
         let (_, overview) = b.open("/keuzes").await;
         assert!(overview.body.contains("Bepaalde zorgaanbieders mogen"));
 
@@ -427,7 +182,7 @@ async fn login_terms_wizard_and_overview_decide_the_closed_question() {
         // Logout ends the session (a POST with the token).
         let (_, page) = b.open("/keuzes").await;
         let out = b
-            .post("/uitloggen", &[("csrf", &hidden(&page.body, "csrf"))])
+            .post_form("/uitloggen", &[("csrf", &hidden(&page.body, "csrf"))])
             .await;
         assert_eq!(out.location.as_deref(), Some("/inloggen?uitgelogd=1"));
         assert_eq!(
@@ -452,7 +207,7 @@ async fn forms_without_the_token_or_from_another_site_are_refused_and_change_not
     for db in databases().await {
         let server = start(&db, &[]);
         let bsn = citizen(2);
-        let mut b = login(&server, &bsn, &[]).await;
+        let mut b = login(&server, DevLogin::new(&bsn)).await;
         choose(&mut b, "all", &[], "no").await;
         let (_, page) = b.open("/keuzes/wijzigen").await;
         let token = hidden(&page.body, "csrf");
@@ -509,9 +264,12 @@ async fn forms_without_the_token_or_from_another_site_are_refused_and_change_not
             )
             .await;
         assert_eq!(refused.status, 403);
-        assert_eq!(b.post("/uitloggen", &[("csrf", "x")]).await.status, 403);
+        assert_eq!(
+            b.post_form("/uitloggen", &[("csrf", "x")]).await.status,
+            403
+        );
         // Nothing changed: still all yes, EU no, and still logged in.
-        assert!(permitted(&server, &bsn, GP, "GGC002").await);
+        assert!(authzen_permits(&server, &bsn, GP, "GGC002").await);
         let (path, overview) = b.open("/keuzes").await;
         assert_eq!(path, "/keuzes");
         assert!(overview.body.contains("Al uw zorgaanbieders mogen"));
@@ -544,7 +302,7 @@ async fn forms_without_the_token_or_from_another_site_are_refused_and_change_not
             )
             .await;
         assert_eq!(ok.status, 303, "{}", ok.body);
-        assert!(!permitted(&server, &bsn, GP, "GGC002").await);
+        assert!(!authzen_permits(&server, &bsn, GP, "GGC002").await);
         server.stop();
         db.cleanup().await;
     }
@@ -555,8 +313,8 @@ async fn one_citizen_never_reads_or_changes_another_citizens_data() {
     for db in databases().await {
         let server = start(&db, &[]);
         let (a_bsn, b_bsn) = (citizen(3), citizen(4));
-        let mut a = login(&server, &a_bsn, &[("name", "Alice Aarts")]).await;
-        let mut b = login(&server, &b_bsn, &[("name", "Bob Bakker")]).await;
+        let mut a = login(&server, DevLogin::new(&a_bsn).name("Alice Aarts")).await;
+        let mut b = login(&server, DevLogin::new(&b_bsn).name("Bob Bakker")).await;
         let saved = choose(&mut b, "all", &[], "yes").await;
         let b_receipt = saved
             .body
@@ -597,7 +355,7 @@ async fn one_citizen_never_reads_or_changes_another_citizens_data() {
 
         // A posts with B's number and B's token: B's token is refused; A's own changes only A.
         let refused = a
-            .post(
+            .post_form(
                 "/keuzes/wijzigen",
                 &[("csrf", &b_token), ("choice", "none"), ("bsn", &b_bsn)],
             )
@@ -606,17 +364,17 @@ async fn one_citizen_never_reads_or_changes_another_citizens_data() {
         let (_, a_page) = a.open("/keuzes/wijzigen").await;
         let a_token = hidden(&a_page.body, "csrf");
         let done = a
-            .post(
+            .post_form(
                 "/keuzes/wijzigen",
                 &[("csrf", &a_token), ("choice", "none"), ("bsn", &b_bsn)],
             )
             .await;
         assert_eq!(done.status, 303);
         assert!(
-            permitted(&server, &b_bsn, GP, "GGC002").await,
+            authzen_permits(&server, &b_bsn, GP, "GGC002").await,
             "B's choices stand"
         );
-        assert!(!permitted(&server, &a_bsn, GP, "GGC002").await);
+        assert!(!authzen_permits(&server, &a_bsn, GP, "GGC002").await);
         // B's session cookie value never works for A's forms and vice versa: A's cookie with
         // B's token was refused above; B still sees B's own overview.
         let (_, b_overview) = b.open("/keuzes").await;
@@ -634,11 +392,9 @@ async fn a_representative_manages_the_represented_profile_and_the_citizen_is_not
         let (rep, represented) = (citizen(5), citizen(6));
         let mut r = login(
             &server,
-            &rep,
-            &[
-                ("name", "Rob Vertegenwoordiger"),
-                ("acting_for", &represented),
-            ],
+            DevLogin::new(&rep)
+                .name("Rob Vertegenwoordiger")
+                .acting_for(&represented),
         )
         .await;
         let (_, overview) = r.open("/keuzes").await;
@@ -657,8 +413,8 @@ async fn a_representative_manages_the_represented_profile_and_the_citizen_is_not
                 .contains("Wij laten de persoon voor wie u dit regelt weten")
         );
         // The represented citizen's profile changed, not the representative's.
-        assert!(permitted(&server, &represented, GP, "GGC002").await);
-        assert!(!permitted(&server, &rep, GP, "GGC002").await);
+        assert!(authzen_permits(&server, &represented, GP, "GGC002").await);
+        assert!(!authzen_permits(&server, &rep, GP, "GGC002").await);
         // Recorded as the representative, with an outbox row for the represented citizen.
         assert_eq!(
             count(&db, "SELECT count(*) FROM audit_log WHERE event = 'profile-change' AND channel = 'representative' AND actor LIKE 'representative:%'").await,
@@ -683,7 +439,7 @@ async fn answers_of_a_citizen_under_16_wait_for_a_guardian_and_permit_nothing() 
         let server = start(&db, &[]);
         let child = citizen(7);
         let born = (chrono::Utc::now().date_naive() - chrono::Duration::days(13 * 366)).to_string();
-        let mut c = login(&server, &child, &[("birth_date", &born)]).await;
+        let mut c = login(&server, DevLogin::new(&child).born(&born)).await;
         let (_, step1) = c.open("/keuzes/wijzigen").await;
         assert!(step1.body.contains("jonger dan 16"), "{}", step1.body);
         let saved = choose(&mut c, "all", &[], "no").await;
@@ -695,7 +451,7 @@ async fn answers_of_a_citizen_under_16_wait_for_a_guardian_and_permit_nothing() 
             saved.body
         );
         assert!(
-            !permitted(&server, &child, GP, "GGC002").await,
+            !authzen_permits(&server, &child, GP, "GGC002").await,
             "pending answers permit nothing"
         );
         assert_eq!(
@@ -722,14 +478,17 @@ async fn a_new_terms_version_must_be_accepted_again() {
     for db in databases().await {
         let bsn = citizen(8);
         let server = start(&db, &[]);
-        let b = login(&server, &bsn, &[]).await;
+        let b = login(&server, DevLogin::new(&bsn)).await;
         drop(b);
         server.stop();
         // The same version: straight to the overview.
         let server = start(&db, &[]);
         let mut b = Browser::new(&server);
         assert_eq!(
-            dev_login(&mut b, &bsn, &[]).await.location.as_deref(),
+            dev_login(&mut b, DevLogin::new(&bsn))
+                .await
+                .location
+                .as_deref(),
             Some("/keuzes")
         );
         server.stop();
@@ -737,7 +496,10 @@ async fn a_new_terms_version_must_be_accepted_again() {
         let server = start(&db, &[("OTV_PORTAL_TERMS_VERSION", "2027-01")]);
         let mut b = Browser::new(&server);
         assert_eq!(
-            dev_login(&mut b, &bsn, &[]).await.location.as_deref(),
+            dev_login(&mut b, DevLogin::new(&bsn))
+                .await
+                .location
+                .as_deref(),
             Some("/voorwaarden")
         );
         assert_eq!(
@@ -762,7 +524,7 @@ async fn a_new_terms_version_must_be_accepted_again() {
 async fn an_idle_session_ends() {
     for db in databases().await {
         let server = start(&db, &[("OTV_PORTAL_IDLE_TIMEOUT_SECS", "2")]);
-        let mut b = login(&server, &citizen(9), &[]).await;
+        let mut b = login(&server, DevLogin::new(&citizen(9))).await;
         tokio::time::sleep(Duration::from_millis(4000)).await;
         let expired = b.get("/keuzes").await;
         assert_eq!(expired.location.as_deref(), Some("/inloggen?verlopen=1"));
@@ -787,7 +549,7 @@ async fn the_development_login_exists_only_behind_its_flag_and_says_so() {
         assert!(!page.body.contains("/inloggen/ontwikkel"));
         assert!(!page.body.contains("Ontwikkelomgeving"));
         let refused = b
-            .post(
+            .post_form(
                 "/inloggen/ontwikkel",
                 &[("csrf", "x"), ("bsn", "900203638")],
             )
@@ -797,7 +559,7 @@ async fn the_development_login_exists_only_behind_its_flag_and_says_so() {
         server.stop();
 
         let server = Server::start_with(&db, &["--demo", "--dev-login"], &[]);
-        let mut b = login(&server, &citizen(10), &[]).await;
+        let mut b = login(&server, DevLogin::new(&citizen(10))).await;
         for path in [
             "/inloggen",
             "/keuzes",
@@ -828,9 +590,9 @@ async fn portal_responses_carry_the_security_headers() {
         let server = start(&db, &[]);
         let mut anonymous = Browser::new(&server);
         let login_page = anonymous.get("/inloggen").await;
-        let mut b = login(&server, &citizen(11), &[]).await;
+        let mut b = login(&server, DevLogin::new(&citizen(11))).await;
         let overview = b.get("/keuzes").await;
-        let refused = b.post("/keuzes/wijzigen", &[("choice", "all")]).await;
+        let refused = b.post_form("/keuzes/wijzigen", &[("choice", "all")]).await;
         for (what, page) in [
             ("login", &login_page),
             ("overview", &overview),
@@ -854,14 +616,14 @@ async fn portal_responses_carry_the_security_headers() {
             assert!(!page.body.contains("<script"), "{what}: no JavaScript");
         }
         let session_cookie = b
-            .post(
+            .post_form(
                 "/inloggen/ontwikkel",
                 &[("csrf", "x"), ("bsn", &citizen(11))],
             )
             .await;
         assert_eq!(session_cookie.status, 403, "a login form without its token");
         let mut fresh = Browser::new(&server);
-        let landed = dev_login(&mut fresh, &citizen(11), &[]).await;
+        let landed = dev_login(&mut fresh, DevLogin::new(&citizen(11))).await;
         let cookie = landed
             .headers
             .get_all(SET_COOKIE)

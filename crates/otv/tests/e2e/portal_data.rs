@@ -5,167 +5,19 @@
 //! emergency consents (confirm, withdraw), deleting a profile; and that one citizen can never
 //! read or change another's.
 
-use std::collections::BTreeMap;
-
 use chrono::{Duration, Utc};
 use otv_core::{
     Actor, Answer, AnswerKey, AnswerState, Channel, DataCategory, Effect, Party, Provenance, Ura,
 };
 use otv_store::{AuditEvent, Keys};
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
+use crate::portal_client::{DevLogin, hidden, login, start, xacml_decision};
 use crate::support::{Db, Server, databases, otv, text};
 
 /// Demo citizen: yes to every option; subscribed at the demo providers.
 const JAN: &str = "900203638";
 /// Demo citizen: no to every option.
 const PIET: &str = "900203651";
-
-/// A browser without JavaScript: follows no redirects by itself, keeps cookies by name.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    jar: BTreeMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    content_type: String,
-    body: String,
-}
-
-impl Browser {
-    fn new(server: &Server) -> Browser {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: server.url(""),
-            jar: BTreeMap::new(),
-        }
-    }
-
-    fn cookies(&self) -> String {
-        self.jar
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-        let res = req.header(COOKIE, self.cookies()).send().await.unwrap();
-        for c in res.headers().get_all(SET_COOKIE) {
-            let c = c.to_str().unwrap();
-            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if attrs.contains("Max-Age=0") {
-                self.jar.remove(name);
-            } else {
-                self.jar.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        let header = |h| {
-            res.headers()
-                .get(h)
-                .map(|v: &reqwest::header::HeaderValue| v.to_str().unwrap().to_owned())
-        };
-        Page {
-            status: res.status().as_u16(),
-            location: header(LOCATION),
-            content_type: header(reqwest::header::CONTENT_TYPE).unwrap_or_default(),
-            body: res.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let req = self.http.get(format!("{}{path}", self.base));
-        self.send(req).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let req = self.http.post(format!("{}{path}", self.base)).form(form);
-        self.send(req).await
-    }
-
-    /// Posts `form` with the CSRF token of the form on `page_path`.
-    async fn submit(&mut self, page_path: &str, action: &str, form: &[(&str, &str)]) -> Page {
-        let page = self.get(page_path).await;
-        assert_eq!(page.status, 200, "{page_path}: {}", page.body);
-        let csrf = hidden(&page.body, "csrf");
-        let mut fields = vec![("csrf", csrf.as_str())];
-        fields.extend_from_slice(form);
-        self.post(action, &fields).await
-    }
-}
-
-/// The value of the first hidden field `name` in `html`.
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
-/// Logs `bsn` in with the development login and accepts the terms of use.
-async fn login(server: &Server, bsn: &str, name: &str) -> Browser {
-    let mut b = Browser::new(server);
-    let page = b.get("/inloggen").await;
-    let csrf = hidden(&page.body, "csrf");
-    let done = b
-        .post(
-            "/inloggen/ontwikkel",
-            &[("csrf", &csrf), ("bsn", bsn), ("name", name)],
-        )
-        .await;
-    assert_eq!(done.status, 303, "{}", done.body);
-    if done.location.as_deref() == Some("/voorwaarden") {
-        let terms = b.get("/voorwaarden").await;
-        let version = hidden(&terms.body, "version");
-        let accepted = b
-            .post(
-                "/voorwaarden",
-                &[
-                    ("csrf", &hidden(&terms.body, "csrf")),
-                    ("version", &version),
-                ],
-            )
-            .await;
-        assert_eq!(accepted.status, 303, "{}", accepted.body);
-    }
-    b
-}
-
-/// The closed question of holder GP 00000001 about consulter GP 00000002 for `bsn`, on the
-/// development listener: the decision.
-async fn closed_question(server: &Server, bsn: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../otv-wire/tests/fixtures/mitz/closed-question-request.xml");
-    let body = std::fs::read_to_string(path)
-        .unwrap()
-        .replace("900186021", bsn)
-        .replace("00000659", "00000001")
-        .replace("00000666", "00000002");
-    let res = crate::support::http()
-        .post(server.url("/geslotenautorisatievraag/xacml3"))
-        .header("content-type", "application/soap+xml")
-        .header("x-otv-dev-connector", "demo-lsp")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let text = res.text().await.unwrap();
-    text.split("<Decision>")
-        .nth(1)
-        .and_then(|s| s.split('<').next())
-        .unwrap_or_else(|| panic!("no decision in {text}"))
-        .to_owned()
-}
 
 fn keys_of(db: &Db) -> Keys {
     let key = |name: &str| {
@@ -244,14 +96,10 @@ fn receipt_link(html: &str) -> String {
 #[tokio::test]
 async fn history_receipts_and_settings_are_the_citizens_own() {
     for db in databases().await {
-        let server = Server::start_with(
-            &db,
-            &["--demo", "--dev-login"],
-            &[("OTV_DEV_PLAIN_PROVIDER_HTTP", "true")],
-        );
-        let mut jan = login(&server, JAN, "Jan Jansen").await;
-        let mut piet = login(&server, PIET, "Piet Pietersen").await;
-        assert_eq!(closed_question(&server, JAN).await, "Permit");
+        let server = start(&db, &[]);
+        let mut jan = login(&server, DevLogin::new(JAN).name("Jan Jansen")).await;
+        let mut piet = login(&server, DevLogin::new(PIET).name("Piet Pietersen")).await;
+        assert_eq!(xacml_decision(&server, JAN).await, "Permit");
 
         // History: the demo change with its receipt, and the check just made.
         let history = jan.get("/geschiedenis").await;
@@ -319,7 +167,7 @@ async fn history_receipts_and_settings_are_the_citizens_own() {
 
         // Notifications: an address verified by the link in the outbox; Piet cannot use it.
         let sent = jan
-            .submit(
+            .post_with_token(
                 "/meldingen",
                 "/meldingen/e-mail",
                 &[("email", "jan@example.org")],
@@ -338,7 +186,7 @@ async fn history_receipts_and_settings_are_the_citizens_own() {
         let path = &link[link.find("/e-mail/bevestigen").unwrap()..];
         let token = path.split("token=").nth(1).unwrap().to_owned();
         let refused = piet
-            .submit(path, "/e-mail/bevestigen", &[("token", &token)])
+            .post_with_token(path, "/e-mail/bevestigen", &[("token", &token)])
             .await;
         assert_eq!(
             refused.location.as_deref(),
@@ -351,7 +199,7 @@ async fn history_receipts_and_settings_are_the_citizens_own() {
             page.body
         );
         let confirmed = jan
-            .submit(path, "/e-mail/bevestigen", &[("token", &token)])
+            .post_with_token(path, "/e-mail/bevestigen", &[("token", &token)])
             .await;
         assert_eq!(
             confirmed.location.as_deref(),
@@ -371,7 +219,7 @@ async fn history_receipts_and_settings_are_the_citizens_own() {
                 .contains("jan@example.org")
         );
         let wrong = jan
-            .submit(
+            .post_with_token(
                 "/meldingen",
                 "/meldingen/e-mail",
                 &[("email", "geen adres")],
@@ -380,7 +228,7 @@ async fn history_receipts_and_settings_are_the_citizens_own() {
         assert_eq!(wrong.status, 422);
         assert!(wrong.body.contains("error-summary"));
         let saved = jan
-            .submit(
+            .post_with_token(
                 "/meldingen",
                 "/meldingen",
                 &[("changes", "off"), ("checks", "daily")],
@@ -396,7 +244,7 @@ async fn history_receipts_and_settings_are_the_citizens_own() {
 
         // Locks; a form without the CSRF token changes nothing.
         let forged = jan
-            .post(
+            .post_form(
                 "/vergrendelen",
                 &[("provider", "locked"), ("emergency", "locked")],
             )
@@ -409,7 +257,7 @@ async fn history_receipts_and_settings_are_the_citizens_own() {
                 .contains(r#"value="open" checked"#)
         );
         let locked = jan
-            .submit(
+            .post_with_token(
                 "/vergrendelen",
                 "/vergrendelen",
                 &[("provider", "locked"), ("emergency", "open")],
@@ -531,8 +379,8 @@ async fn emergency(db: &Db, bsn: &str, ura: &str) {
 async fn emergency_consents_are_confirmed_or_withdrawn_only_by_their_citizen() {
     for db in databases().await {
         let server = Server::start(&db, &["--demo", "--dev-login"]);
-        let mut jan = login(&server, JAN, "Jan Jansen").await;
-        let mut piet = login(&server, PIET, "Piet Pietersen").await;
+        let mut jan = login(&server, DevLogin::new(JAN).name("Jan Jansen")).await;
+        let mut piet = login(&server, DevLogin::new(PIET).name("Piet Pietersen")).await;
         assert!(
             jan.get("/noodtoestemmingen")
                 .await
@@ -557,7 +405,7 @@ async fn emergency_consents_are_confirmed_or_withdrawn_only_by_their_citizen() {
                 .contains("Er zijn nu geen noodtoestemmingen")
         );
         let refused = piet
-            .submit(
+            .post_with_token(
                 "/noodtoestemmingen",
                 "/noodtoestemmingen/bevestigen",
                 &[("consulter", "00000020")],
@@ -566,7 +414,7 @@ async fn emergency_consents_are_confirmed_or_withdrawn_only_by_their_citizen() {
         assert_eq!(refused.status, 404);
 
         let confirmed = jan
-            .submit(
+            .post_with_token(
                 "/noodtoestemmingen",
                 "/noodtoestemmingen/bevestigen",
                 &[("consulter", "00000020")],
@@ -576,7 +424,7 @@ async fn emergency_consents_are_confirmed_or_withdrawn_only_by_their_citizen() {
         let location = confirmed.location.unwrap();
         assert!(location.starts_with("/noodtoestemmingen?melding=bevestigd&bewijs="));
         let withdrawn = jan
-            .submit(
+            .post_with_token(
                 "/noodtoestemmingen",
                 "/noodtoestemmingen/intrekken",
                 &[("consulter", "00000030")],
@@ -635,14 +483,10 @@ async fn emergency_consents_are_confirmed_or_withdrawn_only_by_their_citizen() {
 #[tokio::test]
 async fn deleting_a_profile_needs_a_fresh_login_and_keeps_the_audit_log() {
     for db in databases().await {
-        let server = Server::start_with(
-            &db,
-            &["--demo", "--dev-login"],
-            &[("OTV_DEV_PLAIN_PROVIDER_HTTP", "true")],
-        );
-        assert_eq!(closed_question(&server, JAN).await, "Permit");
-        let mut piet = login(&server, PIET, "Piet Pietersen").await;
-        let mut jan = login(&server, JAN, "Jan Jansen").await;
+        let server = start(&db, &[]);
+        assert_eq!(xacml_decision(&server, JAN).await, "Permit");
+        let mut piet = login(&server, DevLogin::new(PIET).name("Piet Pietersen")).await;
+        let mut jan = login(&server, DevLogin::new(JAN).name("Jan Jansen")).await;
 
         // A login older than five minutes is sent through login again; nothing is deleted.
         sql_exec(
@@ -656,27 +500,27 @@ async fn deleting_a_profile_needs_a_fresh_login_and_keeps_the_audit_log() {
         assert!(!page.body.contains(r#"name="confirm""#));
         let csrf = hidden(&page.body, "csrf");
         let refused = jan
-            .post(
+            .post_form(
                 "/profiel-verwijderen",
                 &[("csrf", &csrf), ("confirm", "yes")],
             )
             .await;
         assert_eq!(refused.location.as_deref(), Some("/profiel-verwijderen"));
-        assert_eq!(closed_question(&server, JAN).await, "Permit");
+        assert_eq!(xacml_decision(&server, JAN).await, "Permit");
         let again = jan
-            .post("/profiel-verwijderen/opnieuw-inloggen", &[("csrf", &csrf)])
+            .post_form("/profiel-verwijderen/opnieuw-inloggen", &[("csrf", &csrf)])
             .await;
         assert_eq!(again.location.as_deref(), Some("/inloggen"));
         assert_eq!(jan.get("/keuzes").await.status, 303);
 
         // Freshly logged in: asked again, then deleted. Jan's other browser is logged out too.
-        let mut jan = login(&server, JAN, "Jan Jansen").await;
-        let mut jans_phone = login(&server, JAN, "Jan Jansen").await;
+        let mut jan = login(&server, DevLogin::new(JAN).name("Jan Jansen")).await;
+        let mut jans_phone = login(&server, DevLogin::new(JAN).name("Jan Jansen")).await;
         assert_eq!(jans_phone.get("/keuzes").await.status, 200);
         let page = jan.get("/profiel-verwijderen").await;
         assert!(page.body.contains(r#"name="confirm""#), "{}", page.body);
         let unconfirmed = jan
-            .submit("/profiel-verwijderen", "/profiel-verwijderen", &[])
+            .post_with_token("/profiel-verwijderen", "/profiel-verwijderen", &[])
             .await;
         assert_eq!(unconfirmed.status, 422);
         assert!(unconfirmed.body.contains("error-summary"));
@@ -691,7 +535,7 @@ async fn deleting_a_profile_needs_a_fresh_login_and_keeps_the_audit_log() {
             .parse()
             .unwrap();
         let deleted = jan
-            .submit(
+            .post_with_token(
                 "/profiel-verwijderen",
                 "/profiel-verwijderen",
                 &[("confirm", "yes")],
@@ -709,8 +553,8 @@ async fn deleting_a_profile_needs_a_fresh_login_and_keeps_the_audit_log() {
         assert!(phone.location.unwrap().starts_with("/inloggen"));
 
         // The answers are gone: the closed question decides as for an unknown citizen.
-        assert_eq!(closed_question(&server, JAN).await, "Deny");
-        assert_eq!(closed_question(&server, "900203663").await, "Permit");
+        assert_eq!(xacml_decision(&server, JAN).await, "Deny");
+        assert_eq!(xacml_decision(&server, "900203663").await, "Permit");
         let after: i64 = sql_text(&db, &patient_records(&db))
             .await
             .unwrap()
@@ -727,7 +571,7 @@ async fn deleting_a_profile_needs_a_fresh_login_and_keeps_the_audit_log() {
                 .body
                 .contains("\"answers\"")
         );
-        let mut jan = login(&server, JAN, "Jan Jansen").await;
+        let mut jan = login(&server, DevLogin::new(JAN).name("Jan Jansen")).await;
         let export = jan.get("/mijn-gegevens.json").await;
         let export: serde_json::Value = serde_json::from_str(&export.body).unwrap();
         assert_eq!(export["answers"].as_array().unwrap().len(), 0, "{export}");
