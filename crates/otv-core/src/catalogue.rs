@@ -37,6 +37,8 @@ pub struct HolderCategory {
     pub code: CategoryCode,
     /// Dutch name as shown to citizens.
     pub name: String,
+    /// English name, where the catalogue gives one (`name_en`).
+    pub name_en: Option<String>,
     /// The organisation types that belong to this category.
     pub organisation_types: Vec<OrgType>,
     /// The data category that holders of this category make available.
@@ -50,6 +52,8 @@ pub struct ConsultingCategory {
     pub code: CategoryCode,
     /// Dutch name as shown to citizens.
     pub name: String,
+    /// English name, where the catalogue gives one (`name_en`).
+    pub name_en: Option<String>,
     /// The organisation types that belong to this category.
     pub organisation_types: Vec<OrgType>,
     /// Asked on its own and never implied by "all my providers" (the EU category).
@@ -63,6 +67,8 @@ pub struct DataCategoryEntry {
     pub code: DataCategory,
     /// Dutch name.
     pub name: String,
+    /// English name, where the catalogue gives one (`name_en`).
+    pub name_en: Option<String>,
     /// The category that contains this one, if any.
     pub parent: Option<DataCategory>,
 }
@@ -121,6 +127,7 @@ struct RawOrgType {
 struct RawDataCategory {
     code: String,
     name: String,
+    name_en: Option<String>,
     parent: Option<String>,
 }
 
@@ -129,6 +136,7 @@ struct RawDataCategory {
 struct RawHolderCategory {
     code: String,
     name: String,
+    name_en: Option<String>,
     organisation_types: Vec<String>,
     data_category: String,
 }
@@ -138,6 +146,7 @@ struct RawHolderCategory {
 struct RawConsultingCategory {
     code: String,
     name: String,
+    name_en: Option<String>,
     organisation_types: Vec<String>,
     #[serde(default)]
     separate: bool,
@@ -214,6 +223,7 @@ impl Catalogue {
             data_categories.push(DataCategoryEntry {
                 code,
                 name: d.name.clone(),
+                name_en: d.name_en.clone(),
                 parent,
             });
         }
@@ -278,6 +288,7 @@ impl Catalogue {
             holder_categories.push(HolderCategory {
                 code,
                 name: h.name.clone(),
+                name_en: h.name_en.clone(),
                 organisation_types: types,
                 data_category,
             });
@@ -308,6 +319,7 @@ impl Catalogue {
             consulting_categories.push(ConsultingCategory {
                 code,
                 name: k.name.clone(),
+                name_en: k.name_en.clone(),
                 organisation_types: types,
                 separate: k.separate,
             });
@@ -485,11 +497,52 @@ mod tests {
 
     /// Each broken catalogue is refused with an error naming the entry.
     #[test]
+    fn the_shipped_catalogue_names_every_category_in_english_too() {
+        let c = Catalogue::default_catalogue();
+        let missing: Vec<String> = c
+            .holder_categories()
+            .iter()
+            .filter(|h| h.name_en.is_none())
+            .map(|h| h.code.to_string())
+            .chain(
+                c.consulting_categories()
+                    .iter()
+                    .filter(|k| k.name_en.is_none())
+                    .map(|k| k.code.to_string()),
+            )
+            .chain(
+                c.data_categories()
+                    .iter()
+                    .filter(|d| d.name_en.is_none())
+                    .map(|d| d.code.to_string()),
+            )
+            .collect();
+        assert!(missing.is_empty(), "no English name: {missing:?}");
+        let apo = c
+            .holder_categories()
+            .iter()
+            .find(|h| h.code.as_str() == "DH-APO")
+            .unwrap();
+        assert_eq!(
+            (apo.name.as_str(), apo.name_en.as_deref()),
+            ("Apotheken", Some("Pharmacies"))
+        );
+        // An operator's catalogue may leave English names out: the Dutch name is then shown.
+        let without = DEFAULT_CATALOGUE_TOML.replace("name_en = \"Pharmacies\"\n", "");
+        let c = Catalogue::from_toml(&without).unwrap();
+        assert!(
+            c.holder_categories()
+                .iter()
+                .any(|h| h.code.as_str() == "DH-APO" && h.name_en.is_none())
+        );
+    }
+
+    #[test]
     fn broken_catalogues_name_the_entry() {
         let cases: &[(&str, &str, &str)] = &[
             (
-                "name = \"Uitslagen\"\nparent = \"GGC002\"",
-                "name = \"Uitslagen\"\nparent = \"GGC099\"",
+                "name_en = \"Test results\"\nparent = \"GGC002\"",
+                "name_en = \"Test results\"\nparent = \"GGC099\"",
                 "data_category[1] (GGC012): parent `GGC099` is not a data category",
             ),
             (

@@ -1,58 +1,38 @@
 //! What the overview and the wizard share: the catalogue's categories in the citizen's
 //! language, and the current answer to each option.
 //!
-//! The catalogue (operator data) names categories in Dutch only; the English names of the
-//! shipped catalogue's codes are here, and an unknown code keeps its Dutch name.
+//! Names come from the catalogue: `name`, and `name_en` on English pages where the catalogue
+//! gives one (otherwise the Dutch name).
 
 use otv_core::catalogue::{ConsultingCategory, HolderCategory};
 use otv_core::{Answer, AnswerState, Catalogue, ConsentOption, Effect, Party};
 
 use super::text::Lang;
 
-/// The name of a holder or consulting category in `lang`.
-pub(crate) fn category_name(code: &str, dutch: &str, lang: Lang) -> String {
-    if lang == Lang::Nl {
-        return dutch.to_owned();
-    }
-    let en = match code {
-        "DH-HA" | "RPZAC001" => "GPs and GP out-of-hours services",
-        "DH-APO" | "RPZAC005" => "Pharmacies",
-        "DH-ZKH" => "Hospitals, medical centres and clinics",
-        "DH-LAB" => "Laboratories and diagnostic centres",
-        "DH-GGZ" | "RPZAC003" => "Mental health care",
-        "DH-VVT" | "RPZAC004" => "Nursing and care",
-        "DH-OVERIG" => "Other care",
-        "RPZAC103" => "Other care (dentists, paramedics, youth health care)",
-        "RPZAC104" => "Hospitals, medical centres, clinics, laboratories and diagnostic centres",
-        "RPZAC200" => "Care providers in other EU countries",
-        _ => dutch,
-    };
-    en.to_owned()
-}
-
-/// The data category in words that fit in a sentence ("uw behandelgegevens").
-pub(crate) fn data_words(code: &str, dutch: &str, lang: Lang) -> String {
-    let (nl, en) = match code {
-        "GGC002" => ("behandelgegevens", "treatment data"),
-        "GGC012" => ("uitslagen", "test results"),
-        "GGC013" => ("medicatiegegevens", "medication data"),
-        "GGC007" => ("medische beelden", "medical images"),
-        "GGC008" => ("waarneemgegevens", "observation data"),
-        _ => (dutch, dutch),
-    };
-    match lang {
-        Lang::Nl => nl.to_lowercase(),
-        Lang::En => en.to_owned(),
+/// A catalogue name in `lang`: the English name where the catalogue gives one, else the Dutch.
+pub(crate) fn category_name(name: &str, name_en: Option<&str>, lang: Lang) -> String {
+    match (lang, name_en) {
+        (Lang::En, Some(en)) => en.to_owned(),
+        _ => name.to_owned(),
     }
 }
 
-/// The Dutch name of a data category in the catalogue.
-pub(crate) fn data_category_name(catalogue: &Catalogue, code: &str) -> String {
+/// A data category's name in `lang` ("Behandelgegevens", "Treatment data"); an unknown code
+/// stays a code.
+pub(crate) fn data_category_name(catalogue: &Catalogue, code: &str, lang: Lang) -> String {
     catalogue
         .data_categories()
         .iter()
         .find(|d| d.code.as_str() == code)
-        .map_or_else(|| code.to_owned(), |d| d.name.clone())
+        .map_or_else(
+            || code.to_owned(),
+            |d| category_name(&d.name, d.name_en.as_deref(), lang),
+        )
+}
+
+/// The data category in words that fit in a sentence ("uw behandelgegevens").
+pub(crate) fn data_words(catalogue: &Catalogue, code: &str, lang: Lang) -> String {
+    data_category_name(catalogue, code, lang).to_lowercase()
 }
 
 /// The consulting categories "all my providers" covers (not the separate EU category).

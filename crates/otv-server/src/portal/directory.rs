@@ -108,7 +108,7 @@ fn matching_types(state: &AppState, text: &str) -> Vec<OrgType> {
                     format!(
                         "{} {}",
                         h.name,
-                        category_name(h.code.as_str(), &h.name, Lang::En)
+                        category_name(&h.name, h.name_en.as_deref(), Lang::En)
                     )
                 })
                 .unwrap_or_default();
@@ -157,7 +157,7 @@ async fn search(
                     .map_or_else(|| p.organisation_type.to_string(), |(_, n)| n.clone()),
                 category: catalogue
                     .holder_category_of(&p.organisation_type)
-                    .map(|h| category_name(h.code.as_str(), &h.name, page.lang))
+                    .map(|h| category_name(&h.name, h.name_en.as_deref(), page.lang))
                     .unwrap_or_default(),
                 name: p.name,
                 ura: p.ura.to_string(),

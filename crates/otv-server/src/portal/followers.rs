@@ -94,7 +94,7 @@ async fn followers(
                             .consulting_categories()
                             .iter()
                             .find(|c| c.code == o.consulter)
-                            .map(|c| category_name(c.code.as_str(), &c.name, lang))
+                            .map(|c| category_name(&c.name, c.name_en.as_deref(), lang))
                     })
                     .collect()
             })

@@ -19,7 +19,7 @@ use otv_core::{Actor, Answer, AnswerState, Catalogue, Channel, Effect, Party, Ur
 use otv_store::{ChangeEntry, ConsentCheck, Period, Store};
 use serde::Deserialize;
 
-use super::choices::{category_name, data_category_name, data_words};
+use super::choices::{category_name, data_category_name};
 use super::error::PortalError;
 use super::layout::Layout;
 use super::session::Citizen;
@@ -212,22 +212,19 @@ impl Words<'_> {
                     .consulting_categories()
                     .iter()
                     .find(|k| &k.code == c);
-                let dutch = holder
-                    .map(|h| h.name.clone())
-                    .or_else(|| consulter.map(|k| k.name.clone()))
-                    .unwrap_or_else(|| c.to_string());
-                category_name(c.as_str(), &dutch, self.lang)
+                holder
+                    .map(|h| category_name(&h.name, h.name_en.as_deref(), self.lang))
+                    .or_else(|| {
+                        consulter.map(|k| category_name(&k.name, k.name_en.as_deref(), self.lang))
+                    })
+                    .unwrap_or_else(|| c.to_string())
             }
         }
     }
 
     /// A data category's name.
     pub fn data(&self, code: &str) -> String {
-        let dutch = data_category_name(self.catalogue, code);
-        match self.lang {
-            Lang::Nl => dutch,
-            Lang::En => data_words(code, &dutch, self.lang),
-        }
+        data_category_name(self.catalogue, code, self.lang)
     }
 
     /// The channel in words.

@@ -15,8 +15,8 @@ use axum::routing::get;
 use otv_core::{Actor, Answer, AnswerState, Channel, DefaultPolicy, Effect};
 
 use super::choices::{
-    category_name, data_category_name, data_words, in_force, options_of, proposal,
-    regular_consulters, separate_consulters, standing_effect,
+    category_name, data_words, in_force, options_of, proposal, regular_consulters,
+    separate_consulters, standing_effect,
 };
 use super::error::PortalError;
 use super::history::{HistoryText, Words, provider_names, uras_of, when};
@@ -186,7 +186,7 @@ async fn overview(
             .find(|c| &c.code == code)
             .map_or_else(
                 || code.to_string(),
-                |c| category_name(c.code.as_str(), &c.name, lang),
+                |c| category_name(&c.name, c.name_en.as_deref(), lang),
             )
     };
     let mut regular_effects = Vec::new();
@@ -195,12 +195,8 @@ async fn overview(
         .iter()
         .map(|h| HolderView {
             id: format!("h-{}", h.code),
-            name: category_name(h.code.as_str(), &h.name, lang),
-            data: data_words(
-                h.data_category.as_str(),
-                &data_category_name(catalogue, h.data_category.as_str()),
-                lang,
-            ),
+            name: category_name(&h.name, h.name_en.as_deref(), lang),
+            data: data_words(catalogue, h.data_category.as_str(), lang),
             rows: options_of(catalogue, h)
                 .filter(|o| regular.contains(&o.consulter))
                 .map(|o| {
@@ -226,7 +222,7 @@ async fn overview(
                 .find(|h| h.code == o.holder)
                 .map_or_else(
                     || o.holder.to_string(),
-                    |h| category_name(h.code.as_str(), &h.name, lang),
+                    |h| category_name(&h.name, h.name_en.as_deref(), lang),
                 );
             row(holder, in_force(&profile, o), proposal(&profile, o))
         })

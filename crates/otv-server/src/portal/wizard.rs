@@ -29,8 +29,8 @@ use otv_core::{
 use serde::Deserialize;
 
 use super::choices::{
-    category_name, current, data_category_name, data_words, field_name, options_of,
-    regular_consulters, separate_consulters, standing_effect,
+    category_name, current, data_words, field_name, options_of, regular_consulters,
+    separate_consulters, standing_effect,
 };
 use super::error::PortalError;
 use super::layout::Layout;
@@ -301,12 +301,8 @@ async fn render_step2(state: &AppState, citizen: &Citizen) -> Result<Response, P
         .iter()
         .map(|h| HolderGroup {
             id: format!("h-{}", h.code),
-            holder: category_name(h.code.as_str(), &h.name, lang),
-            data: data_words(
-                h.data_category.as_str(),
-                &data_category_name(catalogue, h.data_category.as_str()),
-                lang,
-            ),
+            holder: category_name(&h.name, h.name_en.as_deref(), lang),
+            data: data_words(catalogue, h.data_category.as_str(), lang),
             questions: options_of(catalogue, h)
                 .filter(|o| regular.contains(&o.consulter))
                 .map(|o| {
@@ -316,7 +312,7 @@ async fn render_step2(state: &AppState, citizen: &Citizen) -> Result<Response, P
                         .find(|c| c.code == o.consulter)
                         .map_or_else(
                             || o.consulter.to_string(),
-                            |c| category_name(c.code.as_str(), &c.name, lang),
+                            |c| category_name(&c.name, c.name_en.as_deref(), lang),
                         );
                     OptionQuestion {
                         field: field_name(o),
