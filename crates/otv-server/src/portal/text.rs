@@ -97,6 +97,7 @@ texts! {
         skip_link: "Naar de inhoud" / "Skip to content",
         other_language: "English" / "Nederlands",
         nav_label: "Hoofdmenu" / "Main menu",
+        nav_toggle: "Menu" / "Menu",
         logged_in_as: "Ingelogd als" / "Logged in as",
         acting_for: "U regelt dit voor" / "You are acting for",
         acting_for_explained: "U bent ingelogd als vertegenwoordiger. Alles wat u hier doet, geldt voor deze persoon. Wij laten deze persoon weten wat u verandert." / "You are logged in as a representative. Everything you do here applies to this person. We tell this person what you change.",
