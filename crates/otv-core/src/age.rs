@@ -6,6 +6,8 @@
 
 use chrono::{Datelike, NaiveDate};
 
+use crate::AnswerState;
+
 /// A citizen's age group on a given day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AgeGroup {
@@ -28,10 +30,20 @@ impl AgeGroup {
         }
     }
 
-    /// Whether answers recorded by the citizen themself stay `pending-guardian` until a parent
-    /// or guardian confirms them (everyone under 16).
-    pub fn answers_need_guardian(self) -> bool {
-        !matches!(self, AgeGroup::From16)
+    /// The state of answers recorded for a citizen of this age group, by the citizen themself
+    /// or (`by_representative`) by someone the identity provider says acts for them:
+    /// - 16 or older: `active` (they decide alone);
+    /// - under 12, recorded by a representative (a parent or guardian): `active`, because under
+    ///   12 a parent or guardian may fill in the choices;
+    /// - otherwise (a child under 16 in their own login, or a representative of a child of 12
+    ///   to 15, where child and parent must both agree): `pending-guardian`, until a parent or
+    ///   guardian confirms them. Pending answers decide nothing.
+    pub fn state_of_answers(self, by_representative: bool) -> AnswerState {
+        match self {
+            AgeGroup::From16 => AnswerState::Active,
+            AgeGroup::Under12 if by_representative => AnswerState::Active,
+            AgeGroup::Under12 | AgeGroup::From12To15 => AnswerState::PendingGuardian,
+        }
     }
 }
 
@@ -61,9 +73,17 @@ mod tests {
         assert_eq!(AgeGroup::of(born, d("2022-06-15")), AgeGroup::From12To15);
         assert_eq!(AgeGroup::of(born, d("2026-06-14")), AgeGroup::From12To15);
         assert_eq!(AgeGroup::of(born, d("2026-06-15")), AgeGroup::From16);
-        assert!(AgeGroup::Under12.answers_need_guardian());
-        assert!(AgeGroup::From12To15.answers_need_guardian());
-        assert!(!AgeGroup::From16.answers_need_guardian());
+        let own = |g: AgeGroup| g.state_of_answers(false);
+        assert_eq!(own(AgeGroup::Under12), AnswerState::PendingGuardian);
+        assert_eq!(own(AgeGroup::From12To15), AnswerState::PendingGuardian);
+        assert_eq!(own(AgeGroup::From16), AnswerState::Active);
+        let by_representative = |g: AgeGroup| g.state_of_answers(true);
+        assert_eq!(by_representative(AgeGroup::Under12), AnswerState::Active);
+        assert_eq!(
+            by_representative(AgeGroup::From12To15),
+            AnswerState::PendingGuardian
+        );
+        assert_eq!(by_representative(AgeGroup::From16), AnswerState::Active);
     }
 
     #[test]

@@ -128,16 +128,13 @@ impl PgStore {
             .bind(&ids)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) \
-                 VALUES ($1, $2, $3, $4, $5, $5)",
+            enqueue(
+                &mut tx,
+                citizen,
+                codec::PROFILE_CHANGED,
+                codec::profile_changed_payload(answers, seq),
+                now,
             )
-            .bind(Uuid::now_v7())
-            .bind(citizen)
-            .bind(codec::PROFILE_CHANGED)
-            .bind(codec::profile_changed_payload(answers, seq))
-            .bind(now)
-            .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
@@ -356,6 +353,28 @@ async fn append_audit_batch(
         insert_checkpoint(conn, &Checkpoint::sign(keys, p.seq, &p.hash)).await?;
     }
     Ok(head + 1)
+}
+
+/// Queues a notification event (the outbox, PRODUCT.md §11) inside the caller's transaction, so
+/// that it is written with the change that causes it or not at all.
+async fn enqueue(
+    conn: &mut PgConnection,
+    citizen: Uuid,
+    kind: &str,
+    payload: String,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(citizen)
+    .bind(kind)
+    .bind(payload)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn insert_checkpoint(conn: &mut PgConnection, c: &Checkpoint) -> Result<()> {
@@ -1524,15 +1543,13 @@ async fn request_email(
         serde_json::json!({ "email": "set, waiting for verification" }),
     );
     let seq = append_audit(&mut tx, &store.keys, &event).await?;
-    sqlx::query(
-        "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) VALUES ($1, $2, $3, $4, $5, $5)",
+    enqueue(
+        &mut tx,
+        citizen,
+        crate::EMAIL_VERIFICATION,
+        citizen::email_verification_payload(r, seq),
+        now,
     )
-    .bind(Uuid::now_v7())
-    .bind(citizen)
-    .bind(crate::EMAIL_VERIFICATION)
-    .bind(citizen::email_verification_payload(r, seq))
-    .bind(now)
-    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(())
@@ -1945,15 +1962,13 @@ async fn delete_citizen(store: &PgStore, bsn: &Bsn, audit: &AuditEvent) -> Resul
         && deletion.subscriptions_kept > 0
         && !current.is_empty()
     {
-        sqlx::query(
-            "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) VALUES ($1, $2, $3, $4, $5, $5)",
+        enqueue(
+            &mut tx,
+            citizen,
+            crate::PROFILE_DELETED,
+            codec::profile_changed_payload(&current, seq),
+            now,
         )
-        .bind(Uuid::now_v7())
-        .bind(citizen)
-        .bind(crate::PROFILE_DELETED)
-        .bind(codec::profile_changed_payload(&current, seq))
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
     }
     tx.commit().await?;

@@ -121,16 +121,13 @@ impl SqliteStore {
         }
         // The attempt is audited either way; with no answer changed there is nobody to notify.
         if !answers.is_empty() {
-            sqlx::query(
-                "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) VALUES (?, ?, ?, ?, ?, ?)",
+            enqueue(
+                &mut tx,
+                citizen,
+                codec::PROFILE_CHANGED,
+                codec::profile_changed_payload(answers, seq),
+                now,
             )
-            .bind(Uuid::now_v7())
-            .bind(citizen)
-            .bind(codec::PROFILE_CHANGED)
-            .bind(codec::profile_changed_payload(answers, seq))
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
@@ -416,6 +413,29 @@ async fn append_audit_batch(
         insert_checkpoint(conn, &Checkpoint::sign(keys, p.seq, &p.hash)).await?;
     }
     Ok(head + 1)
+}
+
+/// Queues a notification event (the outbox, PRODUCT.md §11) inside the caller's transaction, so
+/// that it is written with the change that causes it or not at all.
+async fn enqueue(
+    conn: &mut SqliteConnection,
+    citizen: Uuid,
+    kind: &str,
+    payload: String,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(citizen)
+    .bind(kind)
+    .bind(payload)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn insert_checkpoint(conn: &mut SqliteConnection, c: &Checkpoint) -> Result<()> {
@@ -1579,16 +1599,13 @@ async fn request_email(
         serde_json::json!({ "email": "set, waiting for verification" }),
     );
     let seq = append_audit(&mut tx, &store.keys, &event).await?;
-    sqlx::query(
-        "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) VALUES (?, ?, ?, ?, ?, ?)",
+    enqueue(
+        &mut tx,
+        citizen,
+        crate::EMAIL_VERIFICATION,
+        citizen::email_verification_payload(r, seq),
+        now,
     )
-    .bind(Uuid::now_v7())
-    .bind(citizen)
-    .bind(crate::EMAIL_VERIFICATION)
-    .bind(citizen::email_verification_payload(r, seq))
-    .bind(now)
-    .bind(now)
-    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(())
@@ -2013,16 +2030,13 @@ async fn delete_citizen(
         && deletion.subscriptions_kept > 0
         && !current.is_empty()
     {
-        sqlx::query(
-            "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) VALUES (?, ?, ?, ?, ?, ?)",
+        enqueue(
+            &mut tx,
+            citizen,
+            crate::PROFILE_DELETED,
+            codec::profile_changed_payload(&current, seq),
+            now,
         )
-        .bind(Uuid::now_v7())
-        .bind(citizen)
-        .bind(crate::PROFILE_DELETED)
-        .bind(codec::profile_changed_payload(&current, seq))
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
     }
     tx.commit().await?;

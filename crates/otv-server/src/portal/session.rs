@@ -408,20 +408,11 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
 // choices (the wizard) takes the state from here, so the rule lives in one place.
 
 impl Session {
-    /// The state of answers recorded in this session:
-    /// - the managed citizen is 16 or older: `active` (they decide alone);
-    /// - a representative session for a child under 12 (the identity provider states that the
-    ///   person who logged in acts for the child: a parent or guardian): `active`, because under
-    ///   12 a parent or guardian may fill in the choices;
-    /// - otherwise (a child under 16 in their own login, or a representative of a child of 12
-    ///   to 15, where child and parent must both agree): `pending-guardian`, until a parent or
-    ///   guardian confirms them at `/ouder-en-kind`. Pending answers count as no answer.
+    /// The state of answers recorded in this session: otv-core's rule
+    /// ([`AgeGroup::state_of_answers`]) for the managed citizen's age, by them or by a
+    /// representative. Pending answers wait for a parent or guardian at `/ouder-en-kind`.
     pub fn answer_state(&self) -> otv_core::AnswerState {
-        match self.age_group() {
-            AgeGroup::From16 => otv_core::AnswerState::Active,
-            AgeGroup::Under12 if self.is_representative() => otv_core::AnswerState::Active,
-            AgeGroup::Under12 | AgeGroup::From12To15 => otv_core::AnswerState::PendingGuardian,
-        }
+        self.age_group().state_of_answers(self.is_representative())
     }
 }
 
