@@ -93,7 +93,7 @@ pub struct Answered {
 
 /// Decides and audits; on any failure, `Indeterminate` for every data category.
 pub async fn answer(state: &AppState, q: &Asked<'_>, via: Via<'_>) -> Answered {
-    let at = Utc::now();
+    let at = state.clock.now();
     let indeterminate = || Answered {
         at,
         results: q
@@ -203,7 +203,7 @@ fn audit_event(
         details["message_id"] = json!(id);
     }
     AuditEvent {
-        at: Utc::now(),
+        at: state.clock.now(),
         event: "closed-question".into(),
         patient: Some(state.store.patient_reference(q.bsn)),
         actor: format!("uzi:{} role:{}", q.professional, q.role),

@@ -8,6 +8,8 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod assisted;
+pub mod clock;
 pub mod closed_question;
 pub mod identity;
 pub mod import;
@@ -62,6 +64,10 @@ pub struct AppState {
     pub saml_signers: Option<Arc<tls::SignerTrust>>,
     /// The citizen portal: its configuration and OpenID Connect client.
     pub portal: Arc<portal::Portal>,
+    /// The time every rule is decided at ([`clock::Clock::system`] outside tests).
+    pub clock: clock::Clock,
+    /// Provider-assisted recording: enrolment-token trust anchors, hand-off settings.
+    pub assisted: Arc<assisted::Assisted>,
 }
 
 /// Installs the process-wide Prometheus recorder. Call once per process.

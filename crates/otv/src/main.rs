@@ -252,6 +252,8 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<ExitCode> {
         otv_server::portal::Portal::new(settings.portal.clone()).map_err(|e| anyhow::anyhow!(e))?;
     let state = otv_server::AppState {
         portal: Arc::new(portal),
+        clock: otv_server::clock::Clock::system(),
+        assisted: Arc::new(otv_server::assisted::Assisted::default()),
         store: store.clone(),
         catalogue: Arc::new(settings.catalogue),
         policy: settings.default_policy,

@@ -106,7 +106,7 @@ async fn show(
     Query(q): Query<Shown>,
 ) -> Result<Response, PortalError> {
     let t = EmergencyText::get(citizen.lang());
-    let now = Utc::now();
+    let now = state.clock.now();
     let groups = by_consulter(state.store.profile(citizen.subject()).await?, now);
     let uras = groups.values().flatten().flat_map(super::history::uras_of);
     let names = provider_names(&state.store, uras.collect()).await?;
@@ -175,7 +175,7 @@ async fn settle(
     replace: impl Fn(&Answer, Provenance, DateTime<Utc>) -> Answer,
 ) -> Result<i64, PortalError> {
     let ura = Ura::parse(consulter).map_err(|_| PortalError::NotFound)?;
-    let now = Utc::now();
+    let now = state.clock.now();
     let mut groups = by_consulter(state.store.profile(citizen.subject()).await?, now);
     let answers = groups
         .remove(&Party::Provider(ura.clone()))

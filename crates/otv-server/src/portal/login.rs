@@ -12,7 +12,7 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use otv_core::Bsn;
 use otv_store::{AuditEvent, CitizenDetails, PortalSession};
 use serde::Deserialize;
@@ -205,7 +205,7 @@ async fn dev_login(
         d => d
             .parse::<NaiveDate>()
             .ok()
-            .filter(|d| *d <= Utc::now().date_naive())
+            .filter(|d| *d <= state.clock.now().date_naive())
             .map(Some)
             .ok_or(()),
     };
@@ -267,7 +267,7 @@ pub(crate) async fn establish(
 ) -> Result<Response, PortalError> {
     let store = &state.store;
     let config = &state.portal.config;
-    let now = Utc::now();
+    let now = state.clock.now();
     let representative = identity
         .acting_for
         .as_ref()

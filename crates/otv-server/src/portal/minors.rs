@@ -427,7 +427,7 @@ async fn render(
                 page.code_until = Some(when(until));
             } else if let Some(s) = state
                 .store
-                .pairing_code_status(citizen.subject(), Utc::now())
+                .pairing_code_status(citizen.subject(), state.clock.now())
                 .await?
             {
                 page.code_until = Some(when(s.expires_at));
@@ -483,7 +483,7 @@ async fn make_code(
             "pairing codes are made by a child in their own login",
         ));
     }
-    let until = Utc::now() + Duration::days(CODE_VALID_DAYS);
+    let until = state.clock.now() + Duration::days(CODE_VALID_DAYS);
     let mut made = None;
     // A clash with a code that exists is as likely as guessing one; try again a few times.
     for _ in 0..5 {
@@ -549,7 +549,7 @@ async fn enter_code(
     let errors = match normalise(&form.code) {
         None => field_error(t.err_format.into()),
         Some(code) => {
-            let now = Utc::now();
+            let now = state.clock.now();
             let audit = parent_event(&state, &citizen, "guardian-pairing", None);
             let outcome = state
                 .store
@@ -700,7 +700,7 @@ async fn decide(
         let page = review_page(&state, &citizen, &child, None, true).await?;
         return Ok((StatusCode::CONFLICT, Html(page.render()?)).into_response());
     }
-    let now = Utc::now();
+    let now = state.clock.now();
     let actor = Actor::Representative {
         reference: state.store.patient_reference(citizen.actor_bsn()),
     };

@@ -14,7 +14,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use otv_store::{CheckNotice, EmailConfirmation, EmailVerification, SettingsChange};
 use serde::Deserialize;
 
@@ -238,7 +238,7 @@ async fn set_email(
     let request = EmailVerification {
         address,
         token_sha256: token_hash(&token),
-        expires_at: Utc::now() + Duration::hours(LINK_VALID_HOURS),
+        expires_at: state.clock.now() + Duration::hours(LINK_VALID_HOURS),
         link: &link,
     };
     state
@@ -317,7 +317,7 @@ async fn confirm(
         .confirm_email(
             citizen.subject(),
             &token_hash(&form.token),
-            Utc::now(),
+            state.clock.now(),
             &citizen.audit_event(&state, "settings-email-verify"),
         )
         .await?;

@@ -58,7 +58,7 @@ async fn download(
         .change_record(citizen.subject(), seq)
         .await?
         .ok_or(PortalError::NotFound)?;
-    let receipt = consent_record(&record, Utc::now());
+    let receipt = consent_record(&record, state.clock.now());
     let jws = sign(&state, &receipt);
     Ok((
         [

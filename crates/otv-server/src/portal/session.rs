@@ -168,7 +168,7 @@ impl Session {
             "citizen".to_owned()
         };
         AuditEvent {
-            at: Utc::now(),
+            at: state.clock.now(),
             event: event.to_owned(),
             patient: Some(state.store.patient_reference(&self.data.subject)),
             actor,
@@ -298,7 +298,7 @@ impl FromRequestParts<AppState> for Session {
             return Err(to_login(false));
         };
         let hash = token_hash(&token);
-        let now = Utc::now();
+        let now = state.clock.now();
         let idle = chrono::Duration::from_std(state.portal.config.idle_timeout)
             .unwrap_or(chrono::Duration::minutes(15));
         let data = state

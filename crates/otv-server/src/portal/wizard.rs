@@ -443,7 +443,7 @@ async fn record(
     per_option: &BTreeMap<String, Effect>,
     eu: Option<Effect>,
 ) -> Result<Response, PortalError> {
-    let now = Utc::now();
+    let now = state.clock.now();
     let profile = state.store.profile(citizen.subject()).await?;
     let answer_state = citizen.answer_state();
     let provenance = Provenance {

@@ -17,7 +17,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use chrono::Utc;
 use otv_core::Ura;
 use otv_store::AuditEvent;
 use otv_store::Connector;
@@ -223,7 +222,7 @@ pub(crate) fn count_rejection(interface: &str, channel: &str, kind: &str) {
 pub(crate) async fn audit_rejection(state: &AppState, r: Rejection<'_>) {
     count_rejection(r.interface, r.channel, r.kind);
     let event = AuditEvent {
-        at: Utc::now(),
+        at: state.clock.now(),
         event: format!("{}-rejected", r.interface),
         actor: r.connector.map_or_else(
             || "unknown-connector".to_owned(),

@@ -14,7 +14,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use otv_core::{Effect, Organisation, Question, decide_one};
 use otv_store::AuditEvent;
 use otv_wire::{
@@ -32,7 +31,7 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let decode = |xml: &[u8]| parse_open_question(xml, Utc::now(), &state.saml_audience);
+    let decode = |xml: &[u8]| parse_open_question(xml, state.clock.now(), &state.saml_audience);
     let received = receive(
         &state,
         "open-question",
@@ -98,7 +97,7 @@ async fn locate(
     connector: &str,
     request_id: Option<String>,
 ) -> Result<Vec<Location>, otv_store::StoreError> {
-    let at = Utc::now();
+    let at = state.clock.now();
     let subscriptions = state.store.subscriptions_of(&q.bsn).await?;
     let answers = state.store.profile(&q.bsn).await?;
     let mut locations = Vec::new();
