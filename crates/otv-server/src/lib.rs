@@ -13,6 +13,8 @@ pub mod clock;
 pub mod closed_question;
 pub mod identity;
 pub mod import;
+pub mod migration;
+pub mod notify;
 pub mod portal;
 pub mod provider;
 pub mod tls;
@@ -68,6 +70,10 @@ pub struct AppState {
     pub clock: clock::Clock,
     /// Provider-assisted recording: enrolment-token trust anchors, hand-off settings.
     pub assisted: Arc<assisted::Assisted>,
+    /// Citizen e-mail over SMTP; `None` when `[mail]` is not configured (mail rows then wait).
+    pub mail: Option<Arc<notify::mail::Mailer>>,
+    /// The outbox delivery engine: its settings, the rest-hook client, the workers' wake-up.
+    pub outbox: Arc<notify::Outbox>,
 }
 
 /// Installs the process-wide Prometheus recorder. Call once per process.
@@ -90,6 +96,20 @@ fn operational_routes() -> Router<AppState> {
 fn with_provider_routes(router: Router<AppState>, base: &str) -> Router<AppState> {
     // otv's own JSON interfaces are at absolute paths, not under the Mitz base path.
     let router = router.merge(access::routes());
+    // The direct raadplegersknop and the enrolment-token check (`assisted/api.rs`).
+    let router = router.merge(assisted::api::routes());
+    // Provider-assisted recording: the hand-off links (`assisted/handoff.rs`).
+    let router = router.route(
+        assisted::handoff::PATH,
+        axum::routing::post(assisted::handoff::create).layer(axum::extract::DefaultBodyLimit::max(
+            otv_wire::MAX_INPUT_BYTES,
+        )),
+    );
+    // Migration of locally kept consents (`provider/migration.rs`); the body is streamed.
+    let router = router.route(
+        provider::migration::PATH,
+        axum::routing::post(provider::migration::handle),
+    );
     let base = base.trim_end_matches('/');
     if base.is_empty() {
         router.merge(provider::routes())
@@ -102,6 +122,8 @@ fn with_provider_routes(router: Router<AppState>, base: &str) -> Router<AppState
 /// (development flag only) the provider interfaces.
 pub fn router(state: AppState) -> Router {
     let mut routes = operational_routes().merge(portal::with_layers(portal::routes(), &state));
+    // The operators' outbox API (only with `[notify] admin_token`).
+    routes = routes.merge(notify::admin::routes(&state));
     if state.dev_plain_provider_http {
         routes = with_provider_routes(routes, &state.provider_base_path);
     }
@@ -122,6 +144,11 @@ pub fn provider_router(state: AppState) -> Router {
 
 fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     routes
+        // Wakes a delivery worker after a change, so its notifications go out at once.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            notify::wake_after_change,
+        ))
         .layer(middleware::from_fn(record_metrics))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {

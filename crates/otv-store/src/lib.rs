@@ -19,9 +19,14 @@ mod audit_writer;
 mod citizen;
 mod codec;
 mod crypto;
+mod enrolment;
 pub mod generate;
 mod guardian;
+mod handoff;
+mod mail;
+mod migration;
 mod model;
+mod outbox;
 mod postgres;
 mod sqlite;
 
@@ -38,6 +43,12 @@ pub use citizen::{
 };
 pub use crypto::{KeyError, Keys};
 pub use guardian::{LinkedChild, PairingCodeStatus, PairingLimit, Redemption};
+pub use handoff::{HandOff, NewHandOff};
+pub use mail::{
+    CheckMail, CheckNote, CheckScan, DigestMail, MAIL_CHECK_DIGEST, MAIL_CONSENT_CHECK,
+    MAIL_EMERGENCY_EXPIRY, MAIL_PROFILE_CHANGED, MAX_CHECKS_PER_MAIL, MailContact,
+};
+pub use migration::{MigrationItem, MigrationOutcome};
 pub use model::{
     CitizenDetails, Connector, GeneratedCitizen, NewSubscription, Provider, Registration,
     StoreStats, Subscription, SubscriptionChange, SubscriptionRecord, SubscriptionState,
@@ -46,6 +57,10 @@ pub use model::{
     ImportChunk, ImportCommit, ImportIssue, ImportProgress, ImportRefusal, MAX_STORED_REFUSALS,
 };
 pub use model::{PortalSession, ProviderQuery};
+pub use outbox::{
+    FIRST_RETRY_DELAY, Failure, MAX_ATTEMPTS, MAX_RETRY_DELAY, NewOutboxRow, NotifyTarget,
+    OutboxRow, OutboxState, OutboxStatus, citizen_ordering_key, retry_delay,
+};
 
 /// A storage error. Never carries a BSN.
 #[derive(Debug, thiserror::Error)]
@@ -339,6 +354,182 @@ pub trait Backend: Send + Sync {
     async fn linked_children(&self, guardian: &Bsn) -> Result<Vec<LinkedChild>>;
     /// The child of link `link`, if that link is `guardian`'s (`None` for anyone else's).
     async fn linked_child(&self, guardian: &Bsn, link: uuid::Uuid) -> Result<Option<LinkedChild>>;
+
+    // --- citizen e-mail (helper E): contact, consent-check notices, mails queued once (`mail`) ---
+
+    /// The e-mail address and notification settings of the citizen `citizen` (`None` for an
+    /// unknown citizen).
+    async fn mail_contact(&self, citizen: uuid::Uuid) -> Result<Option<MailContact>>;
+    /// Reads the consent checks (audit records) after the stored cursor, at most `limit`
+    /// records, and in one transaction queues a `mail-consent-check` row per citizen who
+    /// chose immediately, adds the checks of citizens who chose a daily digest to their
+    /// digest, and moves the cursor. The first scan only sets the cursor at the head of the
+    /// audit log. Scans never overlap.
+    async fn scan_consent_checks(&self, limit: usize, now: DateTime<Utc>) -> Result<CheckScan>;
+    /// Once per Dutch calendar day `day` (or again with `force`): queues one
+    /// `mail-check-digest` row per citizen with checks waiting, and empties the digests, in
+    /// one transaction. Returns how many rows were queued (0 when `day` had its digest).
+    async fn take_check_digests(
+        &self,
+        day: chrono::NaiveDate,
+        force: bool,
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
+    /// Queues a mail outbox row, available from `available_at`, unless the row of the same
+    /// `kind`, citizen and `key` was queued before (then nothing happens: `false`).
+    async fn enqueue_mail_once(
+        &self,
+        citizen: uuid::Uuid,
+        kind: &str,
+        key: &str,
+        payload: &str,
+        available_at: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    // --- hand-offs (helper B): the assisted portal's one-time links (`handoff`) ---
+
+    /// Stores a hand-off (only its token's SHA-256), the citizen created if unknown, with
+    /// `audit` (the hand-off's id added to its details) in one transaction. Hand-offs expired
+    /// for more than a day are removed. Returns the hand-off's id.
+    async fn create_hand_off(
+        &self,
+        hand_off: &NewHandOff<'_>,
+        audit: &AuditEvent,
+    ) -> Result<uuid::Uuid>;
+    /// Takes the hand-off of `token_sha256` if it is unused and not expired at `now`: marks it
+    /// used and binds it to the portal session `session_sha256`, in one statement, so that a
+    /// link opens once even when opened twice at the same moment. `None`: unknown, used or
+    /// expired.
+    async fn take_hand_off(
+        &self,
+        token_sha256: &[u8; 32],
+        session_sha256: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Option<HandOff>>;
+    /// The hand-off that started the portal session `session_sha256` (its assisted context);
+    /// `None` for a citizen's own session.
+    async fn hand_off_of_session(&self, session_sha256: &[u8; 32]) -> Result<Option<HandOff>>;
+
+    // --- enrolment tokens (helper A): single-use jti's (`enrolment`) ---
+
+    /// Uses up the enrolment token `jti` (of provider `ura`, expiring at `expires_at`) at
+    /// `now`: `true` when this is its first use, `false` when it was used before (a replay).
+    /// Rows of tokens expired long ago are removed on the way.
+    async fn use_enrolment_token(
+        &self,
+        jti: &str,
+        ura: &otv_core::Ura,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Whether the enrolment token `jti` was used (a check that uses nothing up).
+    async fn enrolment_token_used(&self, jti: &str) -> Result<bool>;
+
+    // --- the outbox delivery engine (helper D): claims, back-off, dead rows (`outbox`) ---
+
+    /// Queues a row outside a change (e.g. a scheduled mail), due from `available_at`; returns
+    /// its id. `profile-changed` and `profile-deleted` rows are ordered per citizen.
+    async fn enqueue_outbox(
+        &self,
+        citizen: uuid::Uuid,
+        kind: &str,
+        payload: &str,
+        available_at: DateTime<Utc>,
+    ) -> Result<uuid::Uuid>;
+    /// Claims at most `limit` claimable rows (see `outbox`) for `worker` until `now + lease`,
+    /// counting an attempt for each, in due order. Two workers never get the same row while
+    /// its lease lasts.
+    async fn claim_outbox(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>>;
+    /// Marks the row delivered, if `worker` still holds its lease (`false`: it does not).
+    async fn complete_outbox(
+        &self,
+        id: uuid::Uuid,
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Records a failed attempt of `worker`'s row: due again after [`retry_delay`], or dead
+    /// when the back-off is used up.
+    async fn fail_outbox(
+        &self,
+        id: uuid::Uuid,
+        worker: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Failure>;
+    /// Parks `worker`'s row as dead at once (the attempt can never succeed), with the reason.
+    async fn park_outbox(
+        &self,
+        id: uuid::Uuid,
+        worker: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Gives `worker`'s row back without counting the attempt, due again at `available_at`
+    /// (e.g. mail is not configured yet).
+    async fn release_outbox(
+        &self,
+        id: uuid::Uuid,
+        worker: &str,
+        available_at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// In one transaction: writes `rows` for the citizen of `worker`'s row `id` (a row whose id
+    /// exists is skipped, so a fan-out done twice writes each row once) and marks `id`
+    /// delivered. `false` (nothing written) when `worker` no longer holds the lease.
+    async fn fan_out_outbox(
+        &self,
+        id: uuid::Uuid,
+        worker: &str,
+        rows: &[NewOutboxRow],
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Counts of the outbox by state at `now`.
+    async fn outbox_status(&self, now: DateTime<Utc>) -> Result<OutboxStatus>;
+    /// The dead rows, longest dead first, at most `limit`.
+    async fn dead_outbox(&self, limit: usize) -> Result<Vec<OutboxRow>>;
+    /// One row by id.
+    async fn outbox_row(&self, id: uuid::Uuid) -> Result<Option<OutboxRow>>;
+    /// Makes the dead row `id` (or, with `None`, every dead row) pending again with a fresh
+    /// back-off, due at `now`; returns how many.
+    async fn retry_dead_outbox(&self, id: Option<uuid::Uuid>, now: DateTime<Utc>) -> Result<u64>;
+    /// The active subscriptions of the citizen `citizen` with their ids (who to notify).
+    async fn notify_targets(&self, citizen: uuid::Uuid) -> Result<Vec<NotifyTarget>>;
+    /// The subscription `id` of the citizen `citizen`, whatever its state.
+    async fn notify_target(
+        &self,
+        citizen: uuid::Uuid,
+        id: uuid::Uuid,
+    ) -> Result<Option<NotifyTarget>>;
+
+    // --- migration (helper C): Consents a provider kept locally (`migration`) ---
+
+    /// Migrates one chunk in one transaction (the rules: the `migration` module): per item,
+    /// stores the answers whose key has no current answer, never replacing one; skips citizens
+    /// who locked their profile against provider changes; per citizen and provider that got
+    /// answers, one audit record (`audit` completed with patient, actor and counts) and one
+    /// `profile-changed` outbox row. Unknown citizens are created. Returns one outcome per
+    /// item, in order.
+    async fn migrate_answers(
+        &self,
+        items: &[MigrationItem],
+        audit: &AuditEvent,
+    ) -> Result<Vec<MigrationOutcome>>;
+    /// When the citizen last said they had seen the answers migrated into their profile
+    /// (`None`: never, or an unknown citizen). Migrated answers recorded after it are news.
+    async fn migration_seen_at(&self, bsn: &Bsn) -> Result<Option<DateTime<Utc>>>;
+    /// Records that the citizen has seen the migrated answers, at `at`, with `audit` (the
+    /// patient filled in) in one transaction.
+    async fn mark_migration_seen(
+        &self,
+        bsn: &Bsn,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<()>;
 }
 
 /// A shared handle to the storage backend.

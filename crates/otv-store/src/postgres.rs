@@ -37,7 +37,12 @@ use crate::model::{
 use crate::model::{PortalSession, ProviderQuery};
 use crate::{Backend, Keys, Result};
 
+mod enrolment;
 mod guardian;
+mod handoff;
+mod mail;
+mod migration;
+mod outbox;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -365,13 +370,15 @@ async fn enqueue(
     now: DateTime<Utc>,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at) VALUES ($1, $2, $3, $4, $5, $5)",
+        "INSERT INTO outbox (id, citizen_id, kind, payload, created_at, available_at, ordering_key) VALUES ($1, $2, $3, $4, $5, $5, $6)",
     )
     .bind(Uuid::now_v7())
     .bind(citizen)
     .bind(kind)
     .bind(payload)
     .bind(now)
+    // A citizen's changes are delivered in order (the outbox engine, helper D).
+    .bind(crate::outbox::default_ordering_key(kind, citizen))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -1241,6 +1248,194 @@ impl Backend for PgStore {
 
     async fn linked_child(&self, guardian: &Bsn, link: Uuid) -> Result<Option<crate::LinkedChild>> {
         guardian::child(self, guardian, link).await
+    }
+
+    // --- citizen e-mail: the work is in `postgres/mail.rs` ---
+
+    async fn mail_contact(&self, citizen: Uuid) -> Result<Option<crate::MailContact>> {
+        mail::contact(self, citizen).await
+    }
+
+    async fn scan_consent_checks(
+        &self,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<crate::CheckScan> {
+        mail::scan(self, limit, now).await
+    }
+
+    async fn take_check_digests(
+        &self,
+        day: NaiveDate,
+        force: bool,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        mail::take_digests(self, day, force, now).await
+    }
+
+    async fn enqueue_mail_once(
+        &self,
+        citizen: Uuid,
+        kind: &str,
+        key: &str,
+        payload: &str,
+        available_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        mail::enqueue_once(self, citizen, kind, key, payload, available_at).await
+    }
+
+    // --- hand-offs: the work is in `postgres/handoff.rs` ---
+
+    async fn create_hand_off(
+        &self,
+        hand_off: &crate::NewHandOff<'_>,
+        audit: &AuditEvent,
+    ) -> Result<Uuid> {
+        handoff::create(self, hand_off, audit).await
+    }
+
+    async fn take_hand_off(
+        &self,
+        token_sha256: &[u8; 32],
+        session_sha256: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::HandOff>> {
+        handoff::take(self, token_sha256, session_sha256, now).await
+    }
+
+    async fn hand_off_of_session(
+        &self,
+        session_sha256: &[u8; 32],
+    ) -> Result<Option<crate::HandOff>> {
+        handoff::of_session(self, session_sha256).await
+    }
+
+    // --- enrolment tokens: the work is in `postgres/enrolment.rs` ---
+
+    async fn use_enrolment_token(
+        &self,
+        jti: &str,
+        ura: &otv_core::Ura,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        enrolment::use_token(self, jti, ura, expires_at, now).await
+    }
+
+    async fn enrolment_token_used(&self, jti: &str) -> Result<bool> {
+        enrolment::is_used(self, jti).await
+    }
+
+    // --- the outbox delivery engine (helper D) ---
+
+    async fn enqueue_outbox(
+        &self,
+        citizen: Uuid,
+        kind: &str,
+        payload: &str,
+        available_at: DateTime<Utc>,
+    ) -> Result<Uuid> {
+        outbox::enqueue(self, citizen, kind, payload, available_at).await
+    }
+
+    async fn claim_outbox(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<crate::OutboxRow>> {
+        outbox::claim(self, worker, now, lease, limit).await
+    }
+
+    async fn complete_outbox(&self, id: Uuid, worker: &str, now: DateTime<Utc>) -> Result<bool> {
+        outbox::complete(self, id, worker, now).await
+    }
+
+    async fn fail_outbox(
+        &self,
+        id: Uuid,
+        worker: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<crate::Failure> {
+        outbox::fail(self, id, worker, error, now).await
+    }
+
+    async fn park_outbox(
+        &self,
+        id: Uuid,
+        worker: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        outbox::park(self, id, worker, error, now).await
+    }
+
+    async fn release_outbox(
+        &self,
+        id: Uuid,
+        worker: &str,
+        available_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        outbox::release(self, id, worker, available_at).await
+    }
+
+    async fn fan_out_outbox(
+        &self,
+        id: Uuid,
+        worker: &str,
+        rows: &[crate::NewOutboxRow],
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        outbox::fan_out(self, id, worker, rows, now).await
+    }
+
+    async fn outbox_status(&self, now: DateTime<Utc>) -> Result<crate::OutboxStatus> {
+        outbox::status(self, now).await
+    }
+
+    async fn dead_outbox(&self, limit: usize) -> Result<Vec<crate::OutboxRow>> {
+        outbox::dead(self, limit).await
+    }
+
+    async fn outbox_row(&self, id: Uuid) -> Result<Option<crate::OutboxRow>> {
+        outbox::row(self, id).await
+    }
+
+    async fn retry_dead_outbox(&self, id: Option<Uuid>, now: DateTime<Utc>) -> Result<u64> {
+        outbox::retry_dead(self, id, now).await
+    }
+
+    async fn notify_targets(&self, citizen: Uuid) -> Result<Vec<crate::NotifyTarget>> {
+        outbox::targets(self, citizen).await
+    }
+
+    async fn notify_target(&self, citizen: Uuid, id: Uuid) -> Result<Option<crate::NotifyTarget>> {
+        outbox::target(self, citizen, id).await
+    }
+
+    // --- migration: the work is in `postgres/migration.rs` ---
+
+    async fn migrate_answers(
+        &self,
+        items: &[crate::MigrationItem],
+        audit: &AuditEvent,
+    ) -> Result<Vec<crate::MigrationOutcome>> {
+        migration::migrate(self, items, audit).await
+    }
+
+    async fn migration_seen_at(&self, bsn: &Bsn) -> Result<Option<DateTime<Utc>>> {
+        migration::seen_at(self, bsn).await
+    }
+
+    async fn mark_migration_seen(
+        &self,
+        bsn: &Bsn,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        migration::mark_seen(self, bsn, at, audit).await
     }
 }
 

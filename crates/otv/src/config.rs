@@ -68,6 +68,250 @@ pub struct Config {
     pub connector: Vec<ConnectorConfig>,
     /// The citizen portal (`[portal]`).
     pub portal: PortalConfigFile,
+    /// Citizen e-mail (`[mail]`).
+    pub mail: MailConfigFile,
+    /// The outbox delivery engine and rest-hook notifications (`[notify]`).
+    #[serde(default)]
+    pub notify: NotifyConfigFile,
+    /// Provider-assisted recording (`[assisted]`): the enrolment tokens' trust anchors.
+    #[serde(default)]
+    pub assisted: AssistedConfigFile,
+}
+
+// --- Provider-assisted recording (`[assisted]`; environment `OTV_ASSISTED_<KEY>`) ------------
+
+/// The `[assisted]` table as read. Without anchors every enrolment token is refused ("unknown
+/// anchor"), and with it Samen-naar-MijnMitz and the raadplegersknop.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AssistedConfigFile {
+    /// PEM file with the UZI-card CA certificates: enrolment tokens of factor `uzi-pas` must
+    /// chain to one of them.
+    pub enrolment_uzi_card_ca: Option<PathBuf>,
+    /// PEM file with the WID-issuer CA certificates: enrolment tokens of factor `wid` must
+    /// chain to one of them.
+    pub enrolment_wid_ca: Option<PathBuf>,
+}
+
+/// The keys of `[assisted]`, which are also the environment variables after `OTV_ASSISTED_`.
+const ASSISTED_SETTINGS: &[&str] = &["enrolment_uzi_card_ca", "enrolment_wid_ca"];
+
+impl AssistedConfigFile {
+    /// Reads the trust anchors. Errors name the setting and the file.
+    fn validate(&self) -> anyhow::Result<otv_server::assisted::token::TrustAnchors> {
+        otv_server::assisted::token::TrustAnchors::from_pem_files(
+            self.enrolment_uzi_card_ca
+                .as_deref()
+                .map(|p| ("assisted.enrolment_uzi_card_ca", p)),
+            self.enrolment_wid_ca
+                .as_deref()
+                .map(|p| ("assisted.enrolment_wid_ca", p)),
+        )
+        .map_err(|e| anyhow::anyhow!(e))
+    }
+}
+
+// --- The outbox delivery engine (`[notify]`; environment `OTV_NOTIFY_<KEY>`; helper D) -------
+
+/// The `[notify]` table as read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfigFile {
+    /// Delivery worker tasks on this node (0: this node delivers nothing).
+    pub workers: usize,
+    /// Milliseconds between looks for work of an idle worker (it also wakes on local changes).
+    pub poll_interval_ms: u64,
+    /// Seconds a claimed row stays with its worker before another node may take it.
+    pub lease_secs: u64,
+    /// Rows per claim.
+    pub batch: usize,
+    /// PEM file with otv's client certificate chain for rest-hook deliveries (mutual TLS).
+    pub client_cert: Option<PathBuf>,
+    /// PEM file with its private key.
+    pub client_key: Option<PathBuf>,
+    /// PEM file with the CA certificates receivers' server certificates must chain to.
+    pub server_ca: Option<PathBuf>,
+    /// Bearer token of the admin API (`/admin/v1/outbox…`); the admin API is off without it.
+    pub admin_token: Option<String>,
+}
+
+impl Default for NotifyConfigFile {
+    fn default() -> Self {
+        let d = otv_server::notify::OutboxSettings::default();
+        NotifyConfigFile {
+            workers: d.workers,
+            poll_interval_ms: d.poll_interval.as_millis() as u64,
+            lease_secs: d.lease.as_secs(),
+            batch: d.batch,
+            client_cert: None,
+            client_key: None,
+            server_ca: None,
+            admin_token: None,
+        }
+    }
+}
+
+/// The keys of `[notify]`, which are also the environment variables after `OTV_NOTIFY_`.
+const NOTIFY_SETTINGS: &[&str] = &[
+    "workers",
+    "poll_interval_ms",
+    "lease_secs",
+    "batch",
+    "client_cert",
+    "client_key",
+    "server_ca",
+    "admin_token",
+];
+
+impl NotifyConfigFile {
+    /// Checks the `[notify]` settings with the connectors' `notify_endpoints`. Errors name the
+    /// setting.
+    fn validate(
+        self,
+        connectors: &[ConnectorConfig],
+    ) -> anyhow::Result<otv_server::notify::OutboxSettings> {
+        if self.poll_interval_ms == 0 {
+            bail!("setting `notify.poll_interval_ms`: must be at least 1");
+        }
+        if self.lease_secs == 0 {
+            bail!("setting `notify.lease_secs`: must be at least 1");
+        }
+        if self.batch == 0 {
+            bail!("setting `notify.batch`: must be at least 1");
+        }
+        let tls = match (self.client_cert, self.client_key, self.server_ca) {
+            (None, None, None) => None,
+            (Some(client_cert), Some(client_key), Some(server_ca)) => {
+                Some(otv_server::notify::ClientTls {
+                    client_cert,
+                    client_key,
+                    server_ca,
+                })
+            }
+            _ => bail!(
+                "settings `notify.client_cert`, `notify.client_key` and `notify.server_ca` go together: set all three or none"
+            ),
+        };
+        if let Some(token) = &self.admin_token
+            && token.len() < 32
+        {
+            bail!(
+                "setting `notify.admin_token`: use at least 32 characters (e.g. `openssl rand -hex 32`)"
+            );
+        }
+        let mut endpoints = std::collections::HashMap::new();
+        for (i, c) in connectors.iter().enumerate() {
+            for (j, e) in c.notify_endpoints.iter().enumerate() {
+                let rest = e.strip_prefix("https://").unwrap_or("");
+                let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+                if host.is_empty() || host.contains('@') {
+                    bail!(
+                        "setting `connector[{i}].notify_endpoints[{j}]` ({}): must be an https URL like https://host:port/path",
+                        c.id
+                    );
+                }
+            }
+            endpoints.insert(c.id.clone(), c.notify_endpoints.clone());
+        }
+        Ok(otv_server::notify::OutboxSettings {
+            workers: self.workers,
+            poll_interval: std::time::Duration::from_millis(self.poll_interval_ms),
+            lease: std::time::Duration::from_secs(self.lease_secs),
+            batch: self.batch,
+            tls,
+            endpoints,
+            admin_token: self.admin_token,
+        })
+    }
+}
+
+// --- Citizen e-mail (`[mail]`; environment `OTV_MAIL_<KEY>`) --------------------------------
+
+/// The `[mail]` table as read. Without `smtp_url` no mail is sent (mail rows wait).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfigFile {
+    /// `smtps://host:465`, `smtp://host:587?tls=required`, or `smtp://127.0.0.1:PORT` (no TLS,
+    /// this machine only). User and password may stand in the URL.
+    pub smtp_url: Option<String>,
+    /// The sender, e.g. `otv <noreply@toestemming.example.nl>`.
+    pub from: Option<String>,
+    /// The portal's public address, for the links in mails.
+    pub portal_url: Option<String>,
+    /// From this hour (Dutch time, 0–23) the daily digest of consent checks goes out.
+    pub digest_hour: u32,
+    /// Seconds between scans of the audit log for consent checks.
+    pub check_scan_secs: u64,
+    /// Hours before an emergency consent ends that the reminder goes out.
+    pub expiry_notice_hours: u32,
+    /// A CA certificate (PEM file) the SMTP server's certificate may chain to, besides the
+    /// Mozilla roots (a private mail relay).
+    pub smtp_ca_file: Option<PathBuf>,
+}
+
+impl Default for MailConfigFile {
+    fn default() -> Self {
+        MailConfigFile {
+            smtp_url: None,
+            from: None,
+            portal_url: None,
+            digest_hour: 8,
+            check_scan_secs: 60,
+            expiry_notice_hours: 12,
+            smtp_ca_file: None,
+        }
+    }
+}
+
+/// The keys of `[mail]`, which are also the environment variables after `OTV_MAIL_`.
+const MAIL_SETTINGS: &[&str] = &[
+    "smtp_url",
+    "from",
+    "portal_url",
+    "digest_hour",
+    "check_scan_secs",
+    "expiry_notice_hours",
+    "smtp_ca_file",
+];
+
+impl MailConfigFile {
+    /// Checks the `[mail]` settings; `None` when mail is off. Errors name the setting.
+    fn validate(self) -> anyhow::Result<Option<otv_server::notify::mail::MailSettings>> {
+        let Some(url) = self.smtp_url.filter(|u| !u.trim().is_empty()) else {
+            if self.from.is_some() || self.portal_url.is_some() {
+                bail!("setting `mail.smtp_url`: set it too, or mail stays off");
+            }
+            return Ok(None);
+        };
+        let Some(from) = self.from else {
+            bail!("setting `mail.from`: the sender is needed when `mail.smtp_url` is set");
+        };
+        let Some(portal_url) = self.portal_url else {
+            bail!(
+                "setting `mail.portal_url`: the portal's public address is needed for the links in mails"
+            );
+        };
+        let ca = match &self.smtp_ca_file {
+            Some(path) => Some(std::fs::read(path).with_context(|| {
+                format!(
+                    "setting `mail.smtp_ca_file`: cannot read {}",
+                    path.display()
+                )
+            })?),
+            None => None,
+        };
+        otv_server::notify::mail::MailSettings::new(
+            &url,
+            &from,
+            &portal_url,
+            self.digest_hour,
+            self.check_scan_secs,
+            self.expiry_notice_hours,
+            ca,
+        )
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!(e))
+    }
 }
 
 // --- The citizen portal (`[portal]`; environment `OTV_PORTAL_<KEY>`) ------------------------
@@ -98,6 +342,11 @@ pub struct PortalConfigFile {
     pub idle_timeout_secs: u64,
     /// The terms-of-use version citizens must have accepted.
     pub terms_version: String,
+    /// The portal's public address (e.g. `https://otv.example.nl`): hand-off links are built
+    /// on it. Absent: the origin of `oidc_redirect_url`, else `http://<listen>`.
+    pub public_url: Option<String>,
+    /// How long a hand-off link can be opened, in seconds (1 to 300).
+    pub hand_off_lifetime_secs: u64,
 }
 
 impl Default for PortalConfigFile {
@@ -115,6 +364,8 @@ impl Default for PortalConfigFile {
             claim_name: claims.name,
             idle_timeout_secs: 900,
             terms_version: otv_server::portal::BUNDLED_TERMS_VERSION.into(),
+            public_url: None,
+            hand_off_lifetime_secs: otv_server::assisted::handoff::MAX_LIFETIME.as_secs(),
         }
     }
 }
@@ -132,7 +383,66 @@ const PORTAL_SETTINGS: &[&str] = &[
     "claim_name",
     "idle_timeout_secs",
     "terms_version",
+    "public_url",
+    "hand_off_lifetime_secs",
 ];
+
+impl PortalConfigFile {
+    /// The hand-off links' settings (provider-assisted recording): `public_url`, else the
+    /// origin of `oidc_redirect_url`, else `http://<listen>`; and the lifetime.
+    fn hand_off(
+        &self,
+        listen: SocketAddr,
+    ) -> anyhow::Result<otv_server::assisted::handoff::Settings> {
+        let public_url = match (&self.public_url, &self.oidc_redirect_url) {
+            (Some(url), _) => url.clone(),
+            (None, Some(redirect)) => {
+                let scheme_end = redirect.find("://").map_or(0, |i| i + 3);
+                let end = redirect[scheme_end..]
+                    .find('/')
+                    .map_or(redirect.len(), |i| scheme_end + i);
+                redirect[..end].to_owned()
+            }
+            (None, None) => format!("http://{listen}"),
+        };
+        otv_server::assisted::handoff::Settings::new(
+            &public_url,
+            std::time::Duration::from_secs(self.hand_off_lifetime_secs),
+        )
+        .map_err(|e| anyhow::anyhow!(e))
+    }
+}
+
+#[cfg(test)]
+mod hand_off_tests {
+    use super::*;
+
+    #[test]
+    fn hand_off_links_are_built_on_the_public_url_or_the_login_callbacks_origin() {
+        let listen: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let mut p = PortalConfigFile::default();
+        assert_eq!(
+            p.hand_off(listen).unwrap().public_url,
+            "http://127.0.0.1:8080"
+        );
+        p.oidc_redirect_url = Some("https://otv.example.nl/inloggen/terug".into());
+        assert_eq!(
+            p.hand_off(listen).unwrap().public_url,
+            "https://otv.example.nl"
+        );
+        p.public_url = Some("https://portaal.example.nl/".into());
+        let s = p.hand_off(listen).unwrap();
+        assert_eq!(s.public_url, "https://portaal.example.nl");
+        assert_eq!(s.lifetime.as_secs(), 300);
+        p.hand_off_lifetime_secs = 301;
+        let err = p.hand_off(listen).unwrap_err().to_string();
+        assert!(err.contains("portal.hand_off_lifetime_secs"), "{err}");
+        p.hand_off_lifetime_secs = 60;
+        p.public_url = Some("portaal.example.nl".into());
+        let err = p.hand_off(listen).unwrap_err().to_string();
+        assert!(err.contains("portal.public_url"), "{err}");
+    }
+}
 
 impl PortalConfigFile {
     /// Checks the `[portal]` settings. Errors name the setting.
@@ -219,6 +529,10 @@ pub struct ConnectorConfig {
     /// URAs it may act for (besides the URA in its UZI server certificate).
     #[serde(default)]
     pub acts_for: Vec<String>,
+    /// The rest-hook endpoints its subscriptions may name, as URL prefixes
+    /// (`https://host:port/path`); a subscription naming another endpoint is never called.
+    #[serde(default)]
+    pub notify_endpoints: Vec<String>,
 }
 
 impl Default for Config {
@@ -247,6 +561,9 @@ impl Default for Config {
             subscription_burst: 2000,
             connector: Vec::new(),
             portal: PortalConfigFile::default(),
+            mail: MailConfigFile::default(),
+            notify: NotifyConfigFile::default(),
+            assisted: AssistedConfigFile::default(),
         }
     }
 }
@@ -307,6 +624,15 @@ pub struct Settings {
     pub subscription_throttle: otv_server::provider::subscription::ThrottleSettings,
     /// The citizen portal.
     pub portal: otv_server::portal::PortalConfig,
+    /// The hand-off links of provider-assisted recording (`[portal]` `public_url`,
+    /// `hand_off_lifetime_secs`).
+    pub hand_off: otv_server::assisted::handoff::Settings,
+    /// Citizen e-mail; `None` when `[mail]` is not configured.
+    pub mail: Option<otv_server::notify::mail::MailSettings>,
+    /// The outbox delivery engine (`[notify]`, the connectors' `notify_endpoints`).
+    pub outbox: otv_server::notify::OutboxSettings,
+    /// The enrolment tokens' trust anchors (`[assisted]`).
+    pub enrolment_anchors: otv_server::assisted::token::TrustAnchors,
 }
 
 /// The mutual-TLS provider listener's settings.
@@ -342,6 +668,21 @@ impl Config {
                 Env::prefixed("OTV_PORTAL_")
                     .only(PORTAL_SETTINGS)
                     .map(|k| format!("portal.{k}").into()),
+            )
+            .merge(
+                Env::prefixed("OTV_NOTIFY_")
+                    .only(NOTIFY_SETTINGS)
+                    .map(|k| format!("notify.{k}").into()),
+            )
+            .merge(
+                Env::prefixed("OTV_MAIL_")
+                    .only(MAIL_SETTINGS)
+                    .map(|k| format!("mail.{k}").into()),
+            )
+            .merge(
+                Env::prefixed("OTV_ASSISTED_")
+                    .only(ASSISTED_SETTINGS)
+                    .map(|k| format!("assisted.{k}").into()),
             );
         figment
             .extract()
@@ -468,8 +809,16 @@ impl Config {
                 acts_for,
             });
         }
+        let hand_off = self.portal.hand_off(listen)?;
         let portal = self.portal.validate()?;
+        let mail = self.mail.validate()?;
+        let outbox = self.notify.validate(&self.connector)?;
+        let enrolment_anchors = self.assisted.validate()?;
         Ok(Settings {
+            outbox,
+            enrolment_anchors,
+            hand_off,
+            mail,
             portal,
             provider,
             provider_base_path: self.provider_base_path,
@@ -494,6 +843,114 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // --- Citizen e-mail -------------------------------------------------------------------
+
+    fn with_mail(url: &str) -> Config {
+        Config {
+            mail: MailConfigFile {
+                smtp_url: Some(url.into()),
+                from: Some("otv <noreply@example.nl>".into()),
+                portal_url: Some("https://toestemming.example.nl/".into()),
+                ..MailConfigFile::default()
+            },
+            ..demo()
+        }
+    }
+
+    #[test]
+    fn mail_is_off_unless_an_smtp_server_is_set() {
+        assert!(demo().validate().unwrap().mail.is_none());
+        let m = with_mail("smtps://mail.example.nl")
+            .validate()
+            .unwrap()
+            .mail
+            .unwrap();
+        assert_eq!(m.portal_url, "https://toestemming.example.nl");
+        assert_eq!(m.digest_hour, 8);
+        assert_eq!(m.expiry_notice, chrono::Duration::hours(12));
+    }
+
+    #[test]
+    fn mail_without_tls_goes_only_to_this_machine() {
+        for ok in [
+            "smtp://127.0.0.1:2525",
+            "smtp://localhost:25",
+            "smtp://mail.example.nl:587?tls=required",
+            "smtps://user:secret@mail.example.nl:465",
+        ] {
+            assert!(with_mail(ok).validate().is_ok(), "{ok}");
+        }
+        for bad in [
+            "smtp://mail.example.nl:25",
+            "smtp://mail.example.nl:587?tls=opportunistic",
+            "http://mail.example.nl",
+        ] {
+            let err = format!("{:#}", with_mail(bad).validate().err().unwrap());
+            assert!(err.contains("mail.smtp_url"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn bad_mail_settings_are_named() {
+        let base = with_mail("smtp://127.0.0.1:2525");
+        let cases = [
+            (
+                MailConfigFile {
+                    from: Some("not an address".into()),
+                    ..base.mail.clone()
+                },
+                "mail.from",
+            ),
+            (
+                MailConfigFile {
+                    from: None,
+                    ..base.mail.clone()
+                },
+                "mail.from",
+            ),
+            (
+                MailConfigFile {
+                    portal_url: Some("toestemming.example.nl".into()),
+                    ..base.mail.clone()
+                },
+                "mail.portal_url",
+            ),
+            (
+                MailConfigFile {
+                    digest_hour: 24,
+                    ..base.mail.clone()
+                },
+                "mail.digest_hour",
+            ),
+            (
+                MailConfigFile {
+                    check_scan_secs: 0,
+                    ..base.mail.clone()
+                },
+                "mail.check_scan_secs",
+            ),
+            (
+                MailConfigFile {
+                    smtp_url: None,
+                    ..base.mail.clone()
+                },
+                "mail.smtp_url",
+            ),
+            (
+                MailConfigFile {
+                    smtp_ca_file: Some("/does/not/exist.pem".into()),
+                    ..base.mail.clone()
+                },
+                "mail.smtp_ca_file",
+            ),
+        ];
+        for (mail, setting) in cases {
+            let config = Config { mail, ..demo() };
+            let err = format!("{:#}", config.validate().err().unwrap());
+            assert!(err.contains(setting), "{setting}: {err}");
+        }
+    }
 
     fn demo() -> Config {
         Config {
@@ -683,5 +1140,48 @@ mod tests {
             let err = format!("{:#}", with_portal(portal).validate().err().unwrap());
             assert!(err.contains(setting), "{setting}: {err}");
         }
+    }
+
+    // --- The outbox delivery engine (`[notify]`, helper D) ----------------------------------
+
+    #[test]
+    fn notify_settings_are_checked_and_name_the_setting() {
+        let s = demo().validate().unwrap().outbox;
+        assert_eq!(s.workers, 2);
+        assert!(s.tls.is_none() && s.admin_token.is_none());
+        let with = |f: &dyn Fn(&mut Config)| {
+            let mut c = demo();
+            f(&mut c);
+            c.validate().err().map(|e| format!("{e:#}"))
+        };
+        let connector = |endpoints: &[&str]| ConnectorConfig {
+            id: "lsp".into(),
+            name: String::new(),
+            certificate_sha256: None,
+            acts_for: Vec::new(),
+            notify_endpoints: endpoints.iter().map(|e| (*e).to_owned()).collect(),
+        };
+        let ok = ["https://zim.example.nl:8443/otv"];
+        assert_eq!(with(&|c| c.connector = vec![connector(&ok)]), None);
+        let mut c = demo();
+        c.connector = vec![connector(&ok)];
+        assert_eq!(c.validate().unwrap().outbox.endpoints["lsp"], ok);
+        for bad in [
+            "http://zim.example.nl/otv",
+            "https://",
+            "https://user@zim.example.nl/",
+        ] {
+            let err = with(&|c| c.connector = vec![connector(&[bad])]).unwrap();
+            assert!(
+                err.contains("connector[0].notify_endpoints[0]"),
+                "{bad}: {err}"
+            );
+        }
+        let err = with(&|c| c.notify.client_cert = Some("otv.pem".into())).unwrap();
+        assert!(err.contains("notify.client_key"), "{err}");
+        let err = with(&|c| c.notify.admin_token = Some("short".into())).unwrap();
+        assert!(err.contains("notify.admin_token"), "{err}");
+        let err = with(&|c| c.notify.lease_secs = 0).unwrap();
+        assert!(err.contains("notify.lease_secs"), "{err}");
     }
 }

@@ -44,6 +44,27 @@ pub enum ImportCommand {
         #[arg(long, default_value_t = DEFAULT_CHUNK_LINES)]
         chunk: usize,
     },
+    /// Migrates the consents in an NDJSON file (one FHIR Consent in JSON per line, shaped like
+    /// the notification Consents) for a connector: fills only options the citizens have not
+    /// answered. Idempotent: run it again after an interruption.
+    Consents {
+        /// The NDJSON file.
+        file: PathBuf,
+        /// The connector that migrates (configured or stored); Consents of holders it may not
+        /// act for are refused.
+        #[arg(long)]
+        connector: String,
+        /// Consents per transaction.
+        #[arg(long, default_value_t = otv_server::migration::DEFAULT_CHUNK)]
+        chunk: usize,
+    },
+    /// Writes synthetic Consent lines (for `otv import consents`) to stdout, for tests and
+    /// benchmarks.
+    ConsentSample {
+        /// Number of lines.
+        #[arg(long)]
+        lines: u64,
+    },
     /// Writes synthetic registration lines to stdout (valid synthetic BSNs, holders from the
     /// generated provider directory), for tests and benchmarks.
     Sample {
@@ -63,12 +84,18 @@ pub enum ImportCommand {
 impl ImportCommand {
     /// Whether the command runs without configuration or database.
     pub fn standalone(&self) -> bool {
-        matches!(self, ImportCommand::Sample { .. })
+        matches!(
+            self,
+            ImportCommand::Sample { .. } | ImportCommand::ConsentSample { .. }
+        )
     }
 }
 
 /// Runs a command that needs no database.
 pub fn run_standalone(cmd: &ImportCommand) -> anyhow::Result<ExitCode> {
+    if let ImportCommand::ConsentSample { lines } = cmd {
+        return crate::migrate::sample(*lines);
+    }
     let ImportCommand::Sample {
         lines,
         csv,
@@ -127,6 +154,14 @@ pub async fn run_with_store(
     settings: &Settings,
     store: &Store,
 ) -> anyhow::Result<ExitCode> {
+    if let ImportCommand::Consents {
+        file,
+        connector,
+        chunk,
+    } = &cmd
+    {
+        return crate::migrate::consents(settings, store, file, connector, *chunk).await;
+    }
     let ImportCommand::Subscriptions {
         file,
         connector,
@@ -251,7 +286,11 @@ pub async fn run_with_store(
 
 /// The URAs `connector` may act for: from the configuration, else as stored (e.g. loaded by
 /// `otv demo` or `otv generate`), else a demo connector in demo mode.
-async fn acts_for(settings: &Settings, store: &Store, id: &str) -> anyhow::Result<HashSet<Ura>> {
+pub(crate) async fn acts_for(
+    settings: &Settings,
+    store: &Store,
+    id: &str,
+) -> anyhow::Result<HashSet<Ura>> {
     if let Some(c) = settings.connectors.iter().find(|c| c.id == id) {
         return Ok(c.acts_for.iter().cloned().collect());
     }

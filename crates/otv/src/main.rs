@@ -5,6 +5,8 @@ mod config;
 mod demo;
 mod generate;
 mod import;
+mod migrate;
+mod outbox;
 mod sandbox;
 
 use std::path::PathBuf;
@@ -59,10 +61,22 @@ enum Command {
     /// Key operations.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Writes a test PKI (CA, server and connector certificates) and an otv.toml that uses it.
+    /// Citizen notifications.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+    /// The outbox of notifications: status, dead rows, retry.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
+    /// Writes a test PKI (CA, server and connector certificates) and an otv.toml that uses it;
+    /// `otv sandbox token` signs test enrolment tokens with it.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Sandbox {
+        /// `token`: a test enrolment token.
+        #[command(subcommand)]
+        action: Option<SandboxCommand>,
         /// Directory to write into (created if needed).
-        dir: PathBuf,
+        #[arg(required = true)]
+        dir: Option<PathBuf>,
         /// Replace an existing sandbox in DIR.
         #[arg(long)]
         force: bool,
@@ -73,7 +87,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8443")]
         provider_listen: String,
     },
-    /// Bulk registration: NDJSON subscriptions into the database (resumable).
+    /// Bulk registration: NDJSON subscriptions into the database (resumable); migration of
+    /// consents (`otv import consents`).
     #[command(subcommand)]
     Import(import::ImportCommand),
     /// Fills the database with generated citizens at national proportions (benchmark data).
@@ -114,6 +129,13 @@ enum CatalogueCommand {
 }
 
 #[derive(Subcommand)]
+enum NotifyCommand {
+    /// Scans for consent checks now and queues the daily digest e-mails at once (also when
+    /// today's went out already); the running server sends them.
+    Digest,
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Prints a fresh set of keys as environment variables.
     Generate,
@@ -134,16 +156,75 @@ fn main() -> ExitCode {
     }
 }
 
+/// `otv sandbox <action>`.
+#[derive(Subcommand, Debug)]
+enum SandboxCommand {
+    /// Prints a test enrolment token (compact JWS, ES256, made now) signed with the sandbox's
+    /// UZI card for the URA (`uzi-pas`) or its WID key (`wid`).
+    Token(SandboxToken),
+}
+
+#[derive(clap::Args, Debug)]
+struct SandboxToken {
+    /// The sandbox directory.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The patient's BSN.
+    #[arg(long)]
+    bsn: String,
+    /// The provider's URA.
+    #[arg(long)]
+    ura: String,
+    /// `uzi-pas` or `wid`.
+    #[arg(long, default_value = "uzi-pas")]
+    factor: String,
+    /// Seconds from `iat` to `exp` (otv accepts at most 900).
+    #[arg(long, default_value_t = 900)]
+    lifetime_secs: i64,
+    /// The token's `jti` (a new UUID when absent).
+    #[arg(long)]
+    jti: Option<String>,
+    /// Sign with this certificate chain (PEM) instead of the sandbox's card.
+    #[arg(long, requires = "card_key")]
+    card: Option<PathBuf>,
+    /// The key of `--card` (PEM).
+    #[arg(long, requires = "card")]
+    card_key: Option<PathBuf>,
+}
+
+impl SandboxToken {
+    fn request(&self) -> sandbox::TokenRequest {
+        sandbox::TokenRequest {
+            dir: self.dir.clone(),
+            bsn: self.bsn.clone(),
+            ura: self.ura.clone(),
+            factor: self.factor.clone(),
+            lifetime_secs: self.lifetime_secs,
+            jti: self.jti.clone(),
+            card: self.card.clone().zip(self.card_key.clone()),
+        }
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Commands that need neither configuration nor database.
     match &cli.command {
         Command::Catalogue(CatalogueCommand::Check { file }) => return catalogue_check(file),
         Command::Sandbox {
+            action: Some(SandboxCommand::Token(t)),
+            ..
+        } => {
+            println!("{}", sandbox::token(&t.request())?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Sandbox {
+            action: None,
             dir,
             force,
             listen,
             provider_listen,
         } => {
+            let dir = dir.as_deref().context("the sandbox directory")?;
             println!(
                 "{}",
                 sandbox::write_sandbox(dir, listen, provider_listen, *force)?
@@ -210,6 +291,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Import(cmd) => import::run_with_store(cmd, &settings, &store).await,
+        Command::Outbox(cmd) => outbox::run(cmd, &store).await,
+        Command::Notify(NotifyCommand::Digest) => {
+            let hour = settings.mail.as_ref().map_or(0, |m| m.digest_hour);
+            let r = otv_server::notify::mail::checks::round(&store, Utc::now(), hour, true).await?;
+            println!(
+                "consent checks scanned: {} for citizens who want notices, {} immediate mails queued, {} daily digests queued",
+                r.checks, r.queued, r.digests
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Catalogue(_) | Command::Keys(_) | Command::Sandbox { .. } => {
             unreachable!("handled above")
         }
@@ -253,7 +344,19 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<ExitCode> {
     let state = otv_server::AppState {
         portal: Arc::new(portal),
         clock: otv_server::clock::Clock::system(),
-        assisted: Arc::new(otv_server::assisted::Assisted::default()),
+        assisted: Arc::new(otv_server::assisted::Assisted {
+            hand_off: settings.hand_off.clone(),
+            enrolment: settings.enrolment_anchors.clone(),
+        }),
+        mail: match &settings.mail {
+            Some(m) => Some(Arc::new(
+                otv_server::notify::mail::Mailer::new(m.clone()).map_err(|e| anyhow::anyhow!(e))?,
+            )),
+            None => None,
+        },
+        outbox: Arc::new(
+            otv_server::notify::Outbox::new(settings.outbox.clone()).context("[notify]")?,
+        ),
         store: store.clone(),
         catalogue: Arc::new(settings.catalogue),
         policy: settings.default_policy,
@@ -282,6 +385,15 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<ExitCode> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
         let _ = rx.changed().await;
     };
+    // Citizen e-mail: the scan for consent checks and the daily digest (only with `[mail]`).
+    if state.mail.is_some() {
+        tokio::spawn(otv_server::notify::mail::checks::run(
+            state.clone(),
+            stopped(stop_rx.clone()),
+        ));
+    }
+    // The outbox delivery workers (`[notify] workers` per node).
+    let workers = otv_server::notify::worker::spawn(&state, stop_rx.clone());
     let provider_task = match &settings.provider {
         Some(p) => {
             let tls = otv_server::tls::server_config(&otv_server::tls::TlsSettings {
@@ -312,6 +424,9 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<ExitCode> {
     otv_server::serve(listener, otv_server::router(state), stopped(stop_rx)).await?;
     if let Some(task) = provider_task {
         task.await.context("provider listener")??;
+    }
+    for worker in workers {
+        let _ = worker.await;
     }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

@@ -11,13 +11,21 @@
 //! would not, so it may act only for the URAs its allow-list entry names. That is also the
 //! sandbox's example of `ura: None`.
 //!
+//! For enrolment tokens (PRODUCT.md §8) it also writes a UZI-card CA with one UZI card per demo
+//! connector's URA (the URA in the card's UZI otherName) and a WID-issuer CA with one certified
+//! key, configures both CAs as trust anchors (`[assisted]`), and [`token`] (`otv sandbox token`)
+//! signs test tokens with them.
+//!
 //! Test material only: the CA key is written next to the certificates.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use otv_server::tls::testpki::{ClientSpec, Issued, TestCa};
+use otv_server::tls::testpki::ClientSpec;
+use otv_server::tls::testpki::{
+    Algorithm, EnrolmentIssuer, Factor, Issued, TestCa, TokenClaims, TokenSigner,
+};
 
 use crate::demo;
 
@@ -58,6 +66,10 @@ const SERVER_KEY: &str = "server-key.pem";
 const ROGUE_CA: &str = "rogue-ca.pem";
 const ROGUE: &str = "rogue-client.pem";
 const ROGUE_KEY: &str = "rogue-client-key.pem";
+const UZI_CARD_CA: &str = "enrolment-uzi-card-ca.pem";
+const WID_CA: &str = "enrolment-wid-ca.pem";
+const WID: &str = "wid.pem";
+const WID_KEY: &str = "wid-key.pem";
 const CONFIG: &str = "otv.toml";
 const README: &str = "README.txt";
 const DATABASE: &str = "otv.sqlite";
@@ -104,7 +116,19 @@ pub fn write_sandbox(
         .map(|(id, _)| (format!("{id}.pem"), format!("{id}-key.pem")))
         .collect();
     let mut files = vec![
-        CA, CA_KEY, SERVER, SERVER_KEY, ROGUE_CA, ROGUE, ROGUE_KEY, CONFIG, README,
+        CA,
+        CA_KEY,
+        SERVER,
+        SERVER_KEY,
+        ROGUE_CA,
+        ROGUE,
+        ROGUE_KEY,
+        CONFIG,
+        README,
+        UZI_CARD_CA,
+        WID_CA,
+        WID,
+        WID_KEY,
     ];
     files.extend(
         client_files
@@ -160,6 +184,25 @@ pub fn write_sandbox(
     ))?;
     write_pair(&dir, ROGUE, ROGUE_KEY, &rogue)?;
 
+    // Enrolment tokens: the two CAs, a UZI card per demo URA and a WID key. The certificate
+    // files hold the chain (card, CA) as it goes into `x5c`.
+    let enrolment = EnrolmentIssuer::new()?;
+    write(&dir, UZI_CARD_CA, &enrolment.uzi_card_ca().cert_pem, false)?;
+    write(&dir, WID_CA, &enrolment.wid_ca().cert_pem, false)?;
+    let chain = |signer: &TokenSigner, ca: &Issued| Issued {
+        cert_pem: format!("{}{}", signer.leaf.cert_pem, ca.cert_pem),
+        ..signer.leaf.clone()
+    };
+    for (_, uzi) in CLIENTS {
+        if let Some(u) = uzi {
+            let card = enrolment.uzi_card(u.ura, u.number, Algorithm::Es256)?;
+            let (cert, key) = card_files(u.ura);
+            write_pair(&dir, &cert, &key, &chain(&card, enrolment.uzi_card_ca()))?;
+        }
+    }
+    let wid = enrolment.wid_key(Algorithm::Es256)?;
+    write_pair(&dir, WID, WID_KEY, &chain(&wid, enrolment.wid_ca()))?;
+
     let summary = SandboxSummary {
         config: dir.join(CONFIG),
         connectors,
@@ -174,6 +217,79 @@ pub fn write_sandbox(
     )?;
     write(&summary.dir, README, &readme(&summary), false)?;
     Ok(summary)
+}
+
+/// The files of the sandbox's UZI card for `ura`.
+fn card_files(ura: &str) -> (String, String) {
+    (
+        format!("uzi-card-{ura}.pem"),
+        format!("uzi-card-{ura}-key.pem"),
+    )
+}
+
+/// What `otv sandbox token` is asked for.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    /// The sandbox directory.
+    pub dir: PathBuf,
+    /// The patient.
+    pub bsn: String,
+    /// The provider.
+    pub ura: String,
+    /// `uzi-pas` or `wid`.
+    pub factor: String,
+    /// Seconds from `iat` to `exp` (otv accepts at most 900).
+    pub lifetime_secs: i64,
+    /// The `jti`; a new UUID when absent.
+    pub jti: Option<String>,
+    /// Sign with this card (chain PEM) and key instead of the sandbox's card for `ura`.
+    pub card: Option<(PathBuf, PathBuf)>,
+}
+
+/// A test enrolment token (compact JWS, ES256) signed with the sandbox's UZI card for the URA
+/// (`uzi-pas`) or its WID key (`wid`), made now.
+pub fn token(request: &TokenRequest) -> anyhow::Result<String> {
+    let bsn = otv_core::Bsn::parse(request.bsn.trim()).context("--bsn")?;
+    let ura = otv_core::Ura::parse(request.ura.trim()).context("--ura")?;
+    let factor = Factor::parse(&request.factor)
+        .with_context(|| format!("--factor: `{}` is not uzi-pas or wid", request.factor))?;
+    let dir = &request.dir;
+    let (cert, key) = match (&request.card, factor) {
+        (Some((cert, key)), _) => (cert.clone(), key.clone()),
+        (None, Factor::UziPas) => {
+            let (cert, key) = card_files(ura.as_str());
+            if !dir.join(&cert).exists() {
+                bail!(
+                    "{} has no UZI card for URA {ura} ({cert}); the sandbox has cards for {}, or pass --card and --card-key",
+                    dir.display(),
+                    CLIENTS
+                        .iter()
+                        .filter_map(|(_, u)| u.as_ref().map(|u| u.ura))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            (dir.join(cert), dir.join(key))
+        }
+        (None, Factor::Wid) => (dir.join(WID), dir.join(WID_KEY)),
+    };
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let signer = TokenSigner::from_pem(&read(&cert)?, &read(&key)?, None)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", cert.display()))?;
+    let iat = chrono::Utc::now();
+    Ok(signer.token(&TokenClaims {
+        ura: ura.to_string(),
+        bsn: bsn.expose().to_owned(),
+        factor,
+        iat,
+        exp: iat + chrono::Duration::seconds(request.lifetime_secs),
+        jti: request
+            .jti
+            .clone()
+            .unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>())),
+    }))
 }
 
 /// The organisation name of a demo provider.
@@ -202,7 +318,12 @@ fn config_toml(summary: &SandboxSummary, listen_http: &str) -> anyhow::Result<St
          provider_listen = {provider}\n\
          tls_server_cert = {cert}\n\
          tls_server_key = {key}\n\
-         tls_client_ca = {ca}\n",
+         tls_client_ca = {ca}\n\
+         \n\
+         # Enrolment tokens (`otv sandbox token`): the UZI-card CA and the WID-issuer CA.\n\
+         [assisted]\n\
+         enrolment_uzi_card_ca = {uzi_card_ca}\n\
+         enrolment_wid_ca = {wid_ca}\n",
         config = summary.config.display(),
         database = quote(&format!(
             "sqlite://{}",
@@ -213,6 +334,8 @@ fn config_toml(summary: &SandboxSummary, listen_http: &str) -> anyhow::Result<St
         cert = path(SERVER),
         key = path(SERVER_KEY),
         ca = path(CA),
+        uzi_card_ca = path(UZI_CARD_CA),
+        wid_ca = path(WID_CA),
     );
     for c in &summary.connectors {
         let (_, name, acts_for) = demo::CONNECTORS
@@ -268,6 +391,10 @@ Files
   <connector>.pem, -key.pem     client certificates of the demo connectors (clientAuth)
   rogue-ca.pem, rogue-client.pem, rogue-client-key.pem
                                 a client certificate from ANOTHER CA: must be refused
+  enrolment-uzi-card-ca.pem     the UZI-card CA (trust anchor of enrolment tokens, uzi-pas)
+  uzi-card-<URA>.pem, -key.pem  a professional's UZI card per demo URA (card, then CA)
+  enrolment-wid-ca.pem          the WID-issuer CA (trust anchor of enrolment tokens, wid)
+  wid.pem, wid-key.pem          a key certified by the WID issuer (certificate, then CA)
   otv.toml                      configuration: SQLite database otv.sqlite in this directory,
                                 the provider listener on {provider}, the connector allow-list
 
@@ -289,6 +416,15 @@ The closed question (a SOAP 1.2 XACML request in request.xml)
        -H 'content-type: application/soap+xml' --data-binary @request.xml \\
        https://127.0.0.1:{port}/geslotenautorisatievraag/xacml3
   (under provider_base_path when that is set, e.g. /mitz/geslotenautorisatievraag/xacml3)
+
+An enrolment token (15 minutes, single use) and the raadplegersknop without a screen
+  TOKEN=$(otv sandbox token --dir {dir} --bsn 900203638 --ura 00000001 --factor uzi-pas)
+  curl --cert {dir}/demo-huisarts.pem --key {dir}/demo-huisarts-key.pem --cacert {dir}/ca.pem \\
+       -H 'content-type: application/json' \\
+       --data '{{\"bsn\":\"900203638\",\"consulter_ura\":\"00000001\",\"professional\":{{\"uzi\":\"900010001\",\"role\":\"01.015\"}},\"enrolment_token\":\"'$TOKEN'\"}}' \\
+       https://127.0.0.1:{port}/v1/emergency-consent
+  (--factor wid signs with the WID key instead; /v1/enrolment-token/check with
+  bsn, ura and enrolment_token checks a token without using it up)
 
 These must fail during the TLS handshake
   curl --cacert {dir}/ca.pem https://127.0.0.1:{port}/healthz
@@ -455,6 +591,49 @@ mod tests {
                 Some(written.certificate_sha256.as_str())
             );
         }
+    }
+
+    #[test]
+    fn the_sandbox_tokens_verify_against_the_configured_anchors() {
+        let (_tmp, summary) = sandbox();
+        let settings = crate::config::Config::load(Some(&summary.config))
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(settings.enrolment_anchors.counts(), (1, 1));
+        let bsn = otv_core::Bsn::parse("900203638").unwrap();
+        let request = |ura: &str, factor: &str| TokenRequest {
+            dir: summary.dir.clone(),
+            bsn: "900203638".into(),
+            ura: ura.into(),
+            factor: factor.into(),
+            lifetime_secs: 900,
+            jti: None,
+            card: None,
+        };
+        for (ura, factor) in [
+            ("00000001", "uzi-pas"),
+            ("00000010", "uzi-pas"),
+            ("00000001", "wid"),
+        ] {
+            let token = token(&request(ura, factor)).unwrap();
+            let ura = otv_core::Ura::parse(ura).unwrap();
+            let claims = otv_server::assisted::token::verify_at(
+                &settings.enrolment_anchors,
+                &token,
+                &ura,
+                &bsn,
+                chrono::Utc::now(),
+            )
+            .unwrap_or_else(|e| panic!("{factor}: {e}"));
+            assert_eq!(claims.factor.as_str(), factor);
+        }
+        // No card for a URA the sandbox has no connector for.
+        let err = token(&request("00000002", "uzi-pas"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no UZI card for URA 00000002"), "{err}");
+        assert!(token(&request("00000001", "sms")).is_err());
     }
 
     #[test]

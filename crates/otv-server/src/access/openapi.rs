@@ -62,6 +62,11 @@ pub struct OwnApi;
 pub fn document(base: &str) -> utoipa::openapi::OpenApi {
     let mut doc = OwnApi::openapi();
     doc.paths.merge(operational_paths());
+    doc.merge(crate::assisted::handoff::Api::openapi());
+    doc.merge(crate::assisted::api::Api::openapi());
+    doc.merge(crate::provider::migration::Api::openapi());
+    // The operators' outbox API (notify/admin.rs).
+    doc.merge(crate::notify::admin::Api::openapi());
     let base = base.trim_end_matches('/');
     let mut provider = provider_api();
     provider.paths.paths = std::mem::take(&mut provider.paths.paths)

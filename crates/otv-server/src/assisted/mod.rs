@@ -11,12 +11,22 @@
 //! Every assisted change is recorded with its provenance (channel, provider URA, professional's
 //! UZI number and role) and the citizen is notified through the outbox.
 
+pub mod api;
+pub mod emergency;
+pub mod handoff;
+pub mod token;
+
 use otv_core::{Actor, Channel, RoleCode, Ura, UziNumber};
 use otv_store::CitizenSettings;
 
 /// The settings of provider-assisted recording, shared by its parts.
 #[derive(Debug, Default)]
-pub struct Assisted {}
+pub struct Assisted {
+    /// The hand-off links: the portal's public URL and their lifetime (helper B).
+    pub hand_off: handoff::Settings,
+    /// The trust anchors of enrolment tokens: UZI-card CAs and WID-issuer CAs (helper A).
+    pub enrolment: token::TrustAnchors,
+}
 
 /// The flow through which a provider records answers (a hand-off's mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -72,6 +72,7 @@ texts! {
         ch_holder: "Door uw zorgaanbieder" / "By your care provider",
         ch_emergency: "Noodtoestemming door een zorgverlener" / "Emergency consent by a care provider",
         ch_migration: "Overgenomen van uw zorgaanbieder" / "Taken over from your care provider",
+        migrated_who: "overgenomen" / "migrated",
         ch_representative: "Door uw vertegenwoordiger" / "By your representative",
         ch_guardian: "Bevestigd door ouder of voogd" / "Confirmed by parent or guardian",
         state_pending: "wacht op ouder of voogd" / "waiting for parent or guardian",
@@ -378,7 +379,11 @@ fn period_of(form: &PeriodForm, t: &HistoryText) -> Result<Period, Vec<FieldErro
 fn change_row(c: &ChangeEntry, w: &Words<'_>) -> ChangeRow {
     ChangeRow {
         when: when(c.at),
-        who: w.actor(&c.actor),
+        // A migrated change names the provider it was taken over from (PRODUCT.md §9).
+        who: match c.channel {
+            Channel::Migration => format!("{} ({})", w.actor(&c.actor), w.t.migrated_who),
+            _ => w.actor(&c.actor),
+        },
         how: w.channel(c.channel),
         what: c.answers.iter().map(|a| w.answer(a)).collect(),
         receipt: c.seq.map(super::receipt::href),

@@ -48,6 +48,25 @@ pub struct Layout {
     pub nav: Vec<NavItem>,
     /// The development login is on: every page says so.
     pub dev_login: bool,
+    /// Where the service name in the header goes: the overview, or an assisted session's
+    /// first page.
+    pub home: &'static str,
+    /// An assisted session (a provider's hand-off): the banner that names the provider and
+    /// the professional.
+    pub assisted: Option<AssistedBanner>,
+}
+
+/// The banner of an assisted session (`portal/assisted.rs` words it).
+#[derive(Debug, Clone)]
+pub struct AssistedBanner {
+    /// "U legt dit vast samen met een huisarts van Huisartsenpraktijk De Linde."
+    pub with: String,
+    /// Whose choices: "Dit gaat over de keuzes van: …".
+    pub patient: String,
+    /// What this means for the patient.
+    pub explained: &'static str,
+    /// The label of the button that ends the session.
+    pub done: &'static str,
 }
 
 /// Picks a label out of the shared words.
@@ -82,7 +101,33 @@ impl Layout {
             user: None,
             nav: Vec::new(),
             dev_login: page.dev_login,
+            home: "/keuzes",
+            assisted: None,
         }
+    }
+
+    /// The frame of a page of an assisted session: the banner, and only the mode's pages in
+    /// the navigation.
+    pub(crate) fn assisted(
+        page: &Page,
+        title: &str,
+        user: UserBar,
+        context: &super::session::AssistedContext,
+    ) -> Layout {
+        let mut l = Layout::public(page, title);
+        let (banner, nav) = super::assisted::frame(page.lang, &user.actor, context);
+        l.home = nav.first().map_or("/keuzes", |(href, _)| href);
+        l.nav = nav
+            .into_iter()
+            .map(|(href, label)| NavItem {
+                href,
+                label,
+                current: page.path == href,
+            })
+            .collect();
+        l.assisted = Some(banner);
+        l.user = Some(user);
+        l
     }
 
     /// The frame of a logged-in page; `current` is the navigation entry it belongs to.

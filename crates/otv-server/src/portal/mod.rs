@@ -61,12 +61,14 @@ mod terms;
 mod data;
 mod delete;
 mod emergency;
-mod history;
+pub(crate) mod history;
 mod lock;
 mod minors;
 mod notifications;
 pub mod receipt;
 mod wizard;
+// Provider-assisted recording: hand-off links and the assisted pages.
+mod assisted;
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -293,6 +295,7 @@ pub fn routes() -> Router<AppState> {
         .merge(emergency::routes())
         .merge(receipt::routes())
         .merge(minors::routes())
+        .merge(assisted::routes())
     // --- pages of other modules: add `.merge(<module>::routes())` above this line ---
 }
 

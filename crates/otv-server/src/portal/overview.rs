@@ -59,11 +59,67 @@ texts! {
         emergency: "Noodtoestemming" / "Emergency consent",
         emergency_until: "geldt tot" / "valid until",
         emergency_link: "Bevestig of trek noodtoestemmingen in" / "Confirm or withdraw emergency consents",
+        migrated_notice: "Nieuw: een zorgaanbieder heeft keuzes die u eerder bij hen maakte overgenomen in uw profiel. Dat gebeurde alleen voor vragen die u hier nog niet had beantwoord. Overgenomen van:" / "New: a care provider has taken choices you made with them earlier over into your profile. This happened only for questions you had not answered here yet. Taken over from:",
+        migrated_check: "Kijk hieronder of dit klopt. Klopt iets niet? Wijzig dan uw keuzes." / "Check below whether this is right. Is something wrong? Then change your choices.",
+        migrated_history: "Bekijk wat er is overgenomen" / "See what was taken over",
+        migrated_seen: "Ik heb dit gezien" / "I have seen this",
     }
 }
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/keuzes", get(overview))
+    Router::new()
+        .route("/keuzes", get(overview))
+        .route(MIGRATION_SEEN_PATH, axum::routing::post(migration_seen))
+}
+
+/// Where the citizen says they have seen the migrated answers.
+const MIGRATION_SEEN_PATH: &str = "/keuzes/overgenomen-gezien";
+
+/// The notice about migrated answers (PRODUCT.md §9, "notified on first login"): shown while the
+/// profile holds answers in force that a provider migrated after the moment the citizen last
+/// said "I have seen this" (or ever, when they never did). Answers the citizen has answered
+/// since are their own and no longer count; the button records the moment (audited) and the
+/// notice goes until a later migration brings new answers.
+fn migrated_providers(
+    profile: &[Answer],
+    seen: Option<chrono::DateTime<chrono::Utc>>,
+    words: &Words<'_>,
+) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for a in profile {
+        if a.state != AnswerState::Active
+            || a.provenance.channel != Channel::Migration
+            || seen.is_some_and(|seen| a.provenance.recorded_at <= seen)
+        {
+            continue;
+        }
+        if let Actor::Provider { ura, .. } = &a.provenance.actor {
+            let name = words.provider(ura);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SeenForm {}
+
+async fn migration_seen(
+    State(state): State<AppState>,
+    citizen: Citizen,
+    super::session::CsrfForm(SeenForm {}): super::session::CsrfForm<SeenForm>,
+) -> Result<Response, PortalError> {
+    state
+        .store
+        .mark_migration_seen(
+            citizen.subject(),
+            state.clock.now(),
+            &citizen.audit_event(&state, "migration-seen"),
+        )
+        .await?;
+    Ok(axum::response::Redirect::to("/keuzes").into_response())
 }
 
 /// One answer in a list: what it is about, yes / no / open, and remarks.
@@ -95,6 +151,8 @@ struct OverviewPage {
     individual: Vec<Row>,
     any_pending: bool,
     any_emergency: bool,
+    /// The providers whose migrated answers the citizen has not seen yet.
+    migrated_news: Vec<String>,
 }
 
 /// What the regular (non-EU) category answers come down to.
@@ -125,6 +183,8 @@ async fn overview(
         catalogue,
         names: &names,
     };
+    let seen = state.store.migration_seen_at(citizen.subject()).await?;
+    let migrated_news = migrated_providers(&profile, seen, &words);
     let open = match state.policy {
         DefaultPolicy::OptIn => t.open_opt_in,
         DefaultPolicy::OptOut => t.open_opt_out,
@@ -279,6 +339,7 @@ async fn overview(
             .iter()
             .any(|a| a.state == AnswerState::PendingGuardian),
         any_emergency,
+        migrated_news,
     }
     .render()?;
     Ok(Html(html).into_response())

@@ -12,9 +12,14 @@
 //!   whose `Origin`/`Sec-Fetch-Site` headers do not say another site sent it; otherwise a 403
 //!   page and nothing changes.
 //!
+//! Assisted sessions (PRODUCT.md §8): a provider's hand-off link starts a session for one
+//! patient ([`AssistedContext`], read from the hand-off by the session's token hash). Its
+//! changes carry the professional and the mode's channel; it reaches only the mode's pages.
+//!
 //! Must not: put a BSN in a cookie, a URL, a log line or an error.
 
 use std::ops::Deref;
+use std::sync::Arc;
 
 use aws_lc_rs::{constant_time, digest, rand};
 use axum::body::Body;
@@ -35,6 +40,7 @@ use super::error::PortalError;
 use super::layout::{Layout, UserBar};
 use super::text::{Common, Lang};
 use super::{Page, Portal};
+use crate::assisted::{Mode, Professional};
 use crate::{AppState, REQUEST_ID};
 
 /// The session cookie.
@@ -117,6 +123,25 @@ pub struct Session {
     token_sha256: [u8; 32],
     page: Page,
     request_id: Option<String>,
+    assisted: Option<Arc<AssistedContext>>,
+}
+
+/// The context of an assisted session (PRODUCT.md §8), one a provider's hand-off link started:
+/// who records with the patient, for which provider, in which mode. Changes made in it carry
+/// the professional as actor and the mode as channel; only the mode's pages are reachable
+/// (`portal/assisted.rs`).
+#[derive(Debug, Clone)]
+pub struct AssistedContext {
+    /// The flow.
+    pub mode: Mode,
+    /// The professional, at the provider (`professional.ura`).
+    pub professional: Professional,
+    /// The provider's name in the directory (its URA when it is no longer there).
+    pub provider_name: String,
+    /// The provider's organisation type, when it is in the directory.
+    pub provider_type: Option<otv_core::OrgType>,
+    /// The hand-off that started the session.
+    pub hand_off: uuid::Uuid,
 }
 
 impl Session {
@@ -135,18 +160,29 @@ impl Session {
         self.data.actor != self.data.subject
     }
 
-    /// The channel of changes made in this session: `portal`, or `representative`.
+    /// The assisted context, when a provider's hand-off link started this session.
+    pub fn assisted(&self) -> Option<&AssistedContext> {
+        self.assisted.as_deref()
+    }
+
+    /// The channel of changes made in this session: `portal`, or `representative`; in an
+    /// assisted session the mode's channel.
     pub fn channel(&self) -> Channel {
-        if self.is_representative() {
+        if let Some(a) = &self.assisted {
+            a.mode.channel()
+        } else if self.is_representative() {
             Channel::Representative
         } else {
             Channel::Portal
         }
     }
 
-    /// Who records answers in this session: the citizen, or the representative by pseudonym.
+    /// Who records answers in this session: the citizen, or the representative by pseudonym;
+    /// in an assisted session the professional.
     pub fn actor(&self, portal: &AppState) -> Actor {
-        if self.is_representative() {
+        if let Some(a) = &self.assisted {
+            a.professional.actor()
+        } else if self.is_representative() {
             Actor::Representative {
                 reference: portal.store.patient_reference(&self.data.actor),
             }
@@ -159,6 +195,20 @@ impl Session {
     /// `representative:<pseudonym>` as the actor, the channel, the patient pseudonym and the
     /// request id filled in.
     pub fn audit_event(&self, state: &AppState, event: &str) -> AuditEvent {
+        if let Some(a) = &self.assisted {
+            return AuditEvent {
+                at: state.clock.now(),
+                event: event.to_owned(),
+                patient: Some(state.store.patient_reference(&self.data.subject)),
+                actor: crate::assisted::handoff::professional_actor(&a.professional),
+                organisation: Some(a.professional.ura.to_string()),
+                mandated: a.professional.mandated.as_ref().map(ToString::to_string),
+                request_id: self.request_id.clone(),
+                channel: Some(self.channel().as_str().to_owned()),
+                details: serde_json::json!({}),
+                ..AuditEvent::default()
+            };
+        }
         let actor = if self.is_representative() {
             format!(
                 "representative:{}",
@@ -241,8 +291,25 @@ impl Session {
         )
     }
 
+    /// The request id (`X-Request-Id`).
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
     /// The page frame for this session's page titled `title`.
     pub fn layout(&self, title: &str) -> Layout {
+        if let Some(a) = &self.assisted {
+            return Layout::assisted(
+                &self.page,
+                title,
+                UserBar {
+                    actor: self.subject_label(),
+                    representing: None,
+                    csrf: self.data.csrf_token.clone(),
+                },
+                a,
+            );
+        }
         Layout::logged_in(
             &self.page,
             title,
@@ -312,6 +379,15 @@ impl FromRequestParts<AppState> for Session {
         let page = Page::from_request_parts(parts, state)
             .await
             .unwrap_or_else(|never| match never {});
+        let assisted = assisted_context(state, &hash)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        // An assisted session reaches only its mode's pages (`portal/assisted.rs`).
+        if let Some(a) = &assisted
+            && !super::assisted::reachable(a.mode, &parts.method, parts.uri.path())
+        {
+            return Err(PortalError::NotFound.into_response());
+        }
         let session = Session {
             data,
             token_sha256: hash,
@@ -321,10 +397,38 @@ impl FromRequestParts<AppState> for Session {
                 .get(&REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
+            assisted: assisted.map(Arc::new),
         };
         parts.extensions.insert(session.clone());
         Ok(session)
     }
+}
+
+/// The assisted context of the session `hash`, if a hand-off started it.
+async fn assisted_context(
+    state: &AppState,
+    hash: &[u8; 32],
+) -> Result<Option<AssistedContext>, PortalError> {
+    let Some(h) = state.store.hand_off_of_session(hash).await? else {
+        return Ok(None);
+    };
+    let mode = Mode::parse(&h.mode)
+        .ok_or_else(|| PortalError::Internal("a stored hand-off has an unknown mode".into()))?;
+    let provider = state.store.provider(&h.ura).await?;
+    Ok(Some(AssistedContext {
+        mode,
+        provider_name: provider
+            .as_ref()
+            .map_or_else(|| h.ura.to_string(), |p| p.name.clone()),
+        provider_type: provider.map(|p| p.organisation_type),
+        professional: Professional {
+            ura: h.ura,
+            uzi: h.uzi,
+            role: h.role,
+            mandated: h.mandated,
+        },
+        hand_off: h.id,
+    }))
 }
 
 /// A logged-in person who has accepted the current terms of use.

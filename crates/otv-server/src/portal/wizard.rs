@@ -68,6 +68,7 @@ texts! {
         saved_none: "Er is niets veranderd: uw keuzes waren al zo." / "Nothing changed: your choices were already like this.",
         saved_pending: "Omdat u jonger bent dan 16 jaar, tellen uw keuzes pas als uw ouder of voogd ze bevestigt. Tot dan mag geen zorgaanbieder uw gegevens beschikbaar stellen op basis van deze keuzes." / "Because you are younger than 16, your choices count only once your parent or guardian confirms them. Until then no care provider may make your data available based on these choices.",
         saved_pending_link: "Laat uw ouder of voogd uw keuzes bevestigen" / "Have your parent or guardian confirm your choices",
+        saved_assisted: "Hebt u in otv een e-mailadres opgegeven? Dan sturen wij u een bericht over deze wijziging. U ziet hem ook als u zelf inlogt in otv." / "If you gave otv your e-mail address, we will send you a message about this change. You also see it when you log in to otv yourself.",
         saved_representative: "Wij laten de persoon voor wie u dit regelt weten wat er is veranderd." / "We let the person you act for know what has changed.",
         saved_receipt: "Download het bewijs van deze wijziging" / "Download the receipt of this change",
         saved_receipt_hint: "Een ondertekend bestand dat laat zien wat u hebt gekozen en wanneer." / "A signed file that shows what you chose and when.",
@@ -443,6 +444,10 @@ async fn record(
     per_option: &BTreeMap<String, Effect>,
     eu: Option<Effect>,
 ) -> Result<Response, PortalError> {
+    // An assisted session (Samen-naar-MijnMitz) checks the citizen's lock again at saving.
+    if let Some(refused) = super::assisted::refusal(state, citizen).await? {
+        return Ok(refused);
+    }
     let now = state.clock.now();
     let profile = state.store.profile(citizen.subject()).await?;
     let answer_state = citizen.answer_state();
@@ -485,6 +490,8 @@ struct SavedPage {
     changed: bool,
     pending: bool,
     representative: bool,
+    /// Recorded with a professional (an assisted session): the citizen is told.
+    assisted: bool,
     /// The receipt of the change (`/bewijs/<seq>`), when it is the citizen's own.
     receipt: Option<String>,
 }
@@ -514,6 +521,7 @@ async fn saved(
         changed: change.is_some(),
         pending: citizen.answer_state() == AnswerState::PendingGuardian,
         representative: citizen.is_representative(),
+        assisted: citizen.assisted().is_some(),
         receipt: change.map(super::receipt::href),
     }
     .render()?;

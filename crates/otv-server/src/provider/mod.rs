@@ -4,6 +4,7 @@
 
 pub mod closed_question;
 pub mod import;
+pub mod migration;
 pub mod open_question;
 pub mod subscription;
 

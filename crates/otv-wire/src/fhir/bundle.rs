@@ -75,6 +75,21 @@ const OTHER_BUNDLE_TYPES: [&str; 8] = [
 ];
 
 fn read_batch(bundle: Node<'_>) -> Result<Vec<BatchEntry>, FhirError> {
+    Ok(batch_entries(bundle)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            entry
+                .map_err(FhirError::invalid)
+                .and_then(|entry| read_entry(entry, i))
+        })
+        .collect())
+}
+
+/// The entries of a `batch` Bundle, each on its own (an entry that is not an object is an error
+/// for that entry only). The Bundle fails as a whole when its `type` is not `batch` or it holds
+/// more than [`MAX_BATCH_ENTRIES`] entries. Shared by every batch otv accepts.
+pub(crate) fn batch_entries(bundle: Node<'_>) -> Result<Vec<Result<Node<'_>, Issue>>, FhirError> {
     let bundle_type = bundle
         .required("Bundle", "type")
         .map_err(FhirError::invalid)?;
@@ -85,7 +100,7 @@ fn read_batch(bundle: Node<'_>) -> Result<Vec<BatchEntry>, FhirError> {
                 "Bundle.type",
                 format!(
                     "otv processes Bundles of type `batch`, not `{bundle_type}`: each \
-                     registration stands on its own"
+                     entry stands on its own"
                 ),
             ))
         } else {
@@ -109,15 +124,7 @@ fn read_batch(bundle: Node<'_>) -> Result<Vec<BatchEntry>, FhirError> {
             ),
         )));
     }
-    Ok(entries
-        .into_iter()
-        .enumerate()
-        .map(|(i, entry)| {
-            entry
-                .map_err(FhirError::invalid)
-                .and_then(|entry| read_entry(entry, i))
-        })
-        .collect())
+    Ok(entries)
 }
 
 fn read_entry(entry: Node<'_>, index: usize) -> BatchEntry {

@@ -9,6 +9,12 @@
 //! - `bundle`: [`parse_batch_bundle_json`], [`parse_batch_bundle_xml`] (each entry decoded on
 //!   its own), [`batch_response_json`], [`batch_response_xml`].
 //! - `ndjson`: [`parse_subscription_ndjson_line`], one line at a time for streaming.
+//! - `consent`: migration (PRODUCT.md §9): [`MigrationConsent`] from a Consent shaped like the
+//!   notification Consents, in a batch Bundle ([`parse_consent_batch_json`],
+//!   [`parse_consent_batch_xml`]) or per NDJSON line ([`parse_consent_ndjson_line`]).
+//! - `notification`: the consent notification to a subscribed holder (PRODUCT.md §12
+//!   "Notifications"): [`notification_bundle_json`], [`notification_bundle_xml`], with
+//!   idempotent ids ([`notification_id`]).
 //! - `values`: the checks of single values: FHIR id, date, instant and OID; the criteria query;
 //!   the https endpoint.
 //! - `outcome`: [`Issue`], [`FhirError`] with its [`ErrorClass`] (400 not valid FHIR, 422
@@ -31,7 +37,9 @@
 //! ```
 
 mod bundle;
+mod consent;
 mod ndjson;
+mod notification;
 mod outcome;
 mod read;
 mod subscription;
@@ -42,7 +50,16 @@ pub use bundle::{
     BatchEntry, BatchResponseEntry, SubscriptionOperation, batch_response_json, batch_response_xml,
     parse_batch_bundle_json, parse_batch_bundle_xml, reason_phrase,
 };
+pub use consent::{
+    ConsentBatchEntry, MAX_CONSENT_BATCH_BYTES, MAX_CONSENT_BATCH_XML_ELEMENTS, MigrationConsent,
+    parse_consent_batch_json, parse_consent_batch_xml, parse_consent_json,
+    parse_consent_ndjson_line,
+};
 pub use ndjson::{NdjsonLineError, parse_subscription_ndjson_line};
+pub use notification::{
+    ACT_REASON_SYSTEM, Coded, ConsentGroup, NOTIFY_CONSENT_PROFILE, Notification, PURPOSE_TREAT,
+    narrative, notification_bundle_json, notification_bundle_xml, notification_id,
+};
 pub use outcome::{
     ErrorClass, FhirError, Issue, IssueCode, IssueSeverity, operation_outcome_json,
     operation_outcome_xml,
@@ -54,7 +71,11 @@ pub use subscription::{
     SubscriptionStatus, parse_subscription_json, parse_subscription_resource_json,
     parse_subscription_resource_xml, parse_subscription_xml, subscription_json, subscription_xml,
 };
-pub use values::{MAX_ENDPOINT_CHARS, MAX_OID_CHARS};
+pub use values::{
+    BSN_SYSTEM, CONSENT_SCOPE_PRIVACY, CONSENT_SCOPE_SYSTEM, CONSULTING_CATEGORY_SYSTEM,
+    CUSTODIAN_ROLE, DATA_CATEGORY_SYSTEM, MAX_ENDPOINT_CHARS, MAX_OID_CHARS,
+    ORGANISATION_TYPE_SYSTEM, PARTICIPATION_TYPE_SYSTEM, PROVIDER_CATEGORY_URL, URA_SYSTEM,
+};
 
 /// The FHIR JSON media type.
 pub const FHIR_JSON: &str = "application/fhir+json";

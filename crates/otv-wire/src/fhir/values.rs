@@ -13,6 +13,32 @@ use crate::error::Excerpt;
 pub(crate) const CRITERIA_SHAPE: &str =
     "Consent?_query=otv&patientid=<BSN>&providerid=<URA>&providertype=<organisation type>";
 
+// --- Consent code systems and URLs (PRODUCT.md §12 "Notifications"; shared by the notification
+// Consent encoder and the migration decoder) ---
+
+/// Extension naming one consulting category of a Consent (valueCodeableConcept).
+pub const PROVIDER_CATEGORY_URL: &str = "http://fhir.nl/StructureDefinition/OTV-ProviderCategory";
+/// Code system of the consulting-provider categories (`RPZAC…`).
+pub const CONSULTING_CATEGORY_SYSTEM: &str =
+    "http://fhir.nl/otv/CodeSystem/raadplegende-zorgaanbiedercategorie";
+/// Code system of the data categories (`GGC…`).
+pub const DATA_CATEGORY_SYSTEM: &str = "http://fhir.nl/otv/CodeSystem/gegevenscategorie";
+/// Code system of `Consent.scope`.
+pub const CONSENT_SCOPE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/consentscope";
+/// The scope of every otv Consent.
+pub const CONSENT_SCOPE_PRIVACY: &str = "patient-privacy";
+/// Code system of `Consent.provision.actor.role`.
+pub const PARTICIPATION_TYPE_SYSTEM: &str =
+    "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
+/// The actor role of the dossier holder in a Consent (custodian).
+pub const CUSTODIAN_ROLE: &str = "CST";
+/// Naming system of the BSN.
+pub const BSN_SYSTEM: &str = "http://fhir.nl/fhir/NamingSystem/bsn";
+/// Naming system of the URA.
+pub const URA_SYSTEM: &str = "http://fhir.nl/fhir/NamingSystem/ura";
+/// Naming system of the organisation types (zorgaanbiedertype).
+pub const ORGANISATION_TYPE_SYSTEM: &str = "http://nictiz.nl/fhir/NamingSystem/organization-type";
+
 /// The longest endpoint URL accepted.
 pub const MAX_ENDPOINT_CHARS: usize = 2048;
 

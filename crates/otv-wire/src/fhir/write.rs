@@ -36,6 +36,8 @@ enum Field {
     Objects(Vec<Object>),
     /// A resource inside another one, with its type.
     Resource(&'static str, Object),
+    /// Narrative (`Narrative.div`): plain text in one XHTML `div` (escaped when written).
+    Xhtml(String),
 }
 
 impl Object {
@@ -95,6 +97,12 @@ impl Object {
         }
     }
 
+    /// The narrative `div` holding plain `text` (`Narrative.div`: a string of XHTML in JSON,
+    /// an XHTML element in XML).
+    pub fn xhtml(self, name: &'static str, text: impl Into<String>) -> Self {
+        self.with(name, Field::Xhtml(text.into()))
+    }
+
     /// A resource of `resource_type` inside this element (`Bundle.entry.resource`).
     pub fn resource(self, name: &'static str, resource_type: &'static str, value: Object) -> Self {
         self.with(name, Field::Resource(resource_type, value))
@@ -147,6 +155,7 @@ fn json_object(out: &mut String, resource_type: Option<&str>, body: &Object, lev
             Field::Resource(resource_type, object) => {
                 json_object(out, Some(resource_type), object, level + 1);
             }
+            Field::Xhtml(text) => json_string(out, &xhtml_div(text)),
         }
     }
     out.push('\n');
@@ -214,6 +223,11 @@ fn xml_element(out: &mut String, name: &str, xmlns: Option<&str>, body: &Object,
                     xml_element(out, child, None, object, level + 1);
                 }
             }
+            Field::Xhtml(text) => {
+                indent(out, level + 1);
+                out.push_str(&xhtml_div(text));
+                out.push('\n');
+            }
             Field::Resource(resource_type, object) => {
                 indent(out, level + 1);
                 out.push_str(&format!("<{child}>\n"));
@@ -229,6 +243,13 @@ fn xml_element(out: &mut String, name: &str, xmlns: Option<&str>, body: &Object,
     } else {
         out.push_str("/>\n");
     }
+}
+
+/// XHTML namespace of `Narrative.div`.
+const XHTML_NS: &str = "http://www.w3.org/1999/xhtml";
+
+fn xhtml_div(text: &str) -> String {
+    format!("<div xmlns=\"{XHTML_NS}\">{}</div>", escape(text))
 }
 
 fn xml_primitive(out: &mut String, name: &str, value: &str, level: usize) {

@@ -205,3 +205,94 @@ async fn the_portal_in_a_real_browser_is_accessible_and_logs_in_through_a_real_o
         assert!(!logs.contains(bsn), "a BSN in otv's logs:\n{logs}");
     }
 }
+
+/// The assisted portal (PRODUCT.md §8) in a real browser: otv with the sandbox PKI's mutual-TLS
+/// provider listener and a test enrolment-token issuer; the GP practice's system asks for
+/// hand-off links over mutual TLS (Samen-naar-MijnMitz and the raadplegersknop with an
+/// enrolment token, the dossierhoudersknop without), and `tests/browser/assisted.mjs` walks
+/// them in Chromium with the portal crawl's page checks. The answers it saved carry the
+/// professional and the mode.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_assisted_portal_in_a_real_browser_is_accessible_and_records_with_the_professional() {
+    if let Some(missing) = missing_tools() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the browser test cannot run under CI: {missing}; scripts/browser-deps installs it"
+        );
+        eprintln!(
+            "\n*** BROWSER TEST SKIPPED: {missing}. Run scripts/browser-deps (scripts/test does). ***\n"
+        );
+        return;
+    }
+    let db = sqlite_db();
+    let assisted = crate::handoff::AssistedServer::start(&db, Some(free_port()));
+    let samen_bsn = TEST_BSNS[1];
+    let holder_bsn = TEST_BSNS[2];
+    let emergency_bsn = TEST_BSNS[3];
+    let samen = assisted.link(samen_bsn, "samen-naar-mijnmitz", true).await;
+    let holder = assisted.link(holder_bsn, "dossierhoudersknop", false).await;
+    let emergency = assisted.link(emergency_bsn, "raadplegersknop", true).await;
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("browser-screenshots");
+    let out = tokio::task::spawn_blocking(move || {
+        let mut node = Command::new("node");
+        node.arg("assisted.mjs")
+            .args([
+                "--samen",
+                &samen,
+                "--holder",
+                &holder,
+                "--emergency",
+                &emergency,
+            ])
+            .args(["--provider", "Huisartsenpraktijk De Linde"])
+            .arg("--screenshots")
+            .arg(&shots);
+        for bsn in TEST_BSNS {
+            node.args(["--bsn", bsn]);
+        }
+        node.env("OTV_CHROMIUM", chromium())
+            .current_dir(browser_dir())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recorded = async |channel: &str| {
+        crate::portal_client::count(
+            &db,
+            &format!(
+                "SELECT count(*) FROM answers WHERE channel = '{channel}' \
+             AND actor LIKE '%\"ura\":\"00000001\"%' AND actor LIKE '%\"uzi\":\"900010001\"%' \
+             AND actor LIKE '%\"role\":\"01.015\"%'"
+            ),
+        )
+        .await
+    };
+    let samen_answers = recorded("samen-naar-mijnmitz").await;
+    let holder_answers = recorded("dossierhoudersknop").await;
+    let emergency_answers = recorded("raadplegersknop").await;
+    let logs = assisted.server.stop();
+    assert!(out.status.success(), "the browser test failed:\n{report}");
+    println!("{report}");
+    assert!(samen_answers > 0, "Samen-naar-MijnMitz recorded nothing");
+    assert!(
+        holder_answers > 0,
+        "the dossierhoudersknop recorded nothing"
+    );
+    assert!(
+        emergency_answers > 0,
+        "the raadplegersknop recorded nothing"
+    );
+    for bsn in TEST_BSNS {
+        assert!(!logs.contains(bsn), "a BSN in otv's logs:\n{logs}");
+    }
+}
