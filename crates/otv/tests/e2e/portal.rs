@@ -405,7 +405,11 @@ async fn a_representative_manages_the_represented_profile_and_the_citizen_is_not
         );
         assert!(overview.body.contains(&format!("..{}", &represented[7..])));
         assert!(!overview.body.contains(&represented));
-        let outbox_before = count(&db, "SELECT count(*) FROM outbox").await;
+        let outbox_before = count(
+            &db,
+            "SELECT count(*) FROM outbox WHERE kind = 'profile-changed'",
+        )
+        .await;
         let saved = choose(&mut r, "all", &[], "no").await;
         assert!(
             saved
@@ -425,7 +429,11 @@ async fn a_representative_manages_the_represented_profile_and_the_citizen_is_not
             49
         );
         assert_eq!(
-            count(&db, "SELECT count(*) FROM outbox").await,
+            count(
+                &db,
+                "SELECT count(*) FROM outbox WHERE kind = 'profile-changed'"
+            )
+            .await,
             outbox_before + 1
         );
         server.stop();
