@@ -39,6 +39,14 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 /// The header that carries the request id.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The request id of a request (set by the request-id layer when the caller sent none).
+pub(crate) fn request_id(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {

@@ -59,7 +59,7 @@ pub use model::{
 pub use model::{PortalSession, ProviderQuery};
 pub use outbox::{
     FIRST_RETRY_DELAY, Failure, MAX_ATTEMPTS, MAX_RETRY_DELAY, NewOutboxRow, NotifyTarget,
-    OutboxRow, OutboxState, OutboxStatus, citizen_ordering_key, retry_delay,
+    OutboxRow, OutboxState, OutboxStatus, citizen_ordering_key, outbox_writes, retry_delay,
 };
 
 /// A storage error. Never carries a BSN.

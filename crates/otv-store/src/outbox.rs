@@ -16,6 +16,7 @@
 //!
 //! Must not: hold a BSN in a payload or an error text.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,6 +24,23 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::model::Subscription;
+
+/// Outbox rows this process has written (committed or not): changes when a request queued a
+/// notification, so that the server wakes a delivery worker only then (`outbox_writes`).
+static WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// How many outbox rows this process has written so far, committed or not. A caller that reads
+/// it before and after a piece of work, and sees it change, knows that work queued something
+/// (or that concurrent work did); a change that rolled back makes a worker look once for
+/// nothing.
+pub fn outbox_writes() -> u64 {
+    WRITES.load(Ordering::Relaxed)
+}
+
+/// Counts a row written by a backend's `enqueue`.
+pub(crate) fn count_write() {
+    WRITES.fetch_add(1, Ordering::Relaxed);
+}
 
 /// The state of an outbox row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

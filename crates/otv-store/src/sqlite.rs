@@ -442,6 +442,7 @@ async fn enqueue(
     .bind(crate::outbox::default_ordering_key(kind, citizen))
     .execute(&mut *conn)
     .await?;
+    crate::outbox::count_write();
     Ok(())
 }
 

@@ -34,9 +34,9 @@ use otv_core::{
     Bsn, DataCategory, IdError, OrgType, Organisation, Purpose, RoleCode, Ura, UziNumber,
 };
 
+use crate::AppState;
 use crate::closed_question::{Asked, Decided};
 use crate::provider::{AllowedConnector, Caller, Rejection, audit_rejection};
-use crate::{AppState, REQUEST_ID};
 use explain::{DecidingAnswer, Explanation, INTERNAL_ERROR, OtvDecision};
 use problem::{FieldError, Problem};
 
@@ -169,10 +169,7 @@ pub async fn intake<R, T>(
     check: impl FnOnce(R) -> Result<T, FieldError>,
     holders: impl Fn(&T) -> Vec<(&Ura, &str)>,
 ) -> Result<Received<T>, Response> {
-    let request_id = headers
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let request_id = crate::request_id(headers);
     let connector = caller.0;
     let refuse = async |problem: Problem| {
         let rejection = Rejection {

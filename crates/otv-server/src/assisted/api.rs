@@ -36,9 +36,9 @@ use utoipa::ToSchema;
 use super::emergency::{self, EmergencyError};
 use super::token::{self, TokenError};
 use super::{Mode, Professional};
+use crate::AppState;
 use crate::access::problem::{FieldError, FieldProblem, Problem};
 use crate::provider::{AllowedConnector, Caller, count_rejection};
-use crate::{AppState, REQUEST_ID};
 
 /// The path of the emergency consent.
 pub const EMERGENCY_PATH: &str = "/v1/emergency-consent";
@@ -335,13 +335,6 @@ impl Attempt<'_> {
     }
 }
 
-fn request_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
 /// The intake of both endpoints: the body, the fields, the connector and its URA.
 async fn intake<T>(
     attempt: &Attempt<'_>,
@@ -399,7 +392,7 @@ pub async fn emergency_consent(
     let connector = caller.0;
     let attempt = Attempt {
         state: &state,
-        request_id: request_id(&headers),
+        request_id: crate::request_id(&headers),
         connector: connector.as_ref().map(AllowedConnector::id),
         interface: "emergency-consent",
     };
@@ -509,7 +502,7 @@ pub async fn check_token(
     let connector = caller.0;
     let attempt = Attempt {
         state: &state,
-        request_id: request_id(&headers),
+        request_id: crate::request_id(&headers),
         connector: connector.as_ref().map(AllowedConnector::id),
         interface: "enrolment-token-check",
     };

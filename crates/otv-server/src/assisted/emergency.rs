@@ -112,7 +112,10 @@ pub async fn record(
         return Err(EmergencyError::Refused(refusal));
     }
     // Whole seconds: what is stored, answered and shown to the citizen is the same moment.
-    let now = state.clock.now().trunc_subsecs(0);
+    // Whether a lasting permit is in force is asked at the exact moment, though: one given
+    // earlier within this second has not begun at the rounded-down moment.
+    let exact = state.clock.now();
+    let now = exact.trunc_subsecs(0);
     let valid_until = now + chrono::Duration::from_std(MAX_DURATION).expect("72 hours");
     let data_category = DataCategory::parse(DATA_CATEGORY).expect("GGC002 is a data category");
     let provenance = Provenance {
@@ -130,7 +133,7 @@ pub async fn record(
             &a.key == key
                 && a.effect == Effect::Permit
                 && a.valid_until.is_none()
-                && a.in_force_at(now)
+                && a.in_force_at(exact)
         })
     };
     let answers: Vec<Answer> = state

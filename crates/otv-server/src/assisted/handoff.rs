@@ -32,10 +32,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Mode, Professional, allowed};
+use crate::AppState;
 use crate::access::problem::{FieldError, Problem};
 use crate::portal::session::{random_token, token_hash};
 use crate::provider::{AllowedConnector, Caller, Rejection, audit_rejection};
-use crate::{AppState, REQUEST_ID};
 
 /// The path of the hand-off API.
 pub const PATH: &str = "/v1/hand-off";
@@ -247,10 +247,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Json<HandOffRequest>, JsonRejection>,
 ) -> Response {
-    let request_id = headers
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let request_id = crate::request_id(&headers);
     let connector = caller.0;
     let connector_id = connector.as_ref().map(AllowedConnector::id);
     // Refusals before the connector is known to act for the URA: without a patient.

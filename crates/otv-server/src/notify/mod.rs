@@ -23,7 +23,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -121,20 +120,18 @@ impl std::fmt::Debug for Outbox {
     }
 }
 
-/// Middleware: after a request that may have changed something (any method but GET, HEAD,
-/// OPTIONS) has been answered, and so committed, wakes a worker, so that the notification
-/// goes out at once instead of at the next poll.
+/// Middleware: after a request that queued a notification has been answered (and so its
+/// change committed), wakes a worker, so that the notification goes out at once instead of at
+/// the next poll. A request that queued nothing (a closed question, a read) wakes nobody: the
+/// workers' polling stays off the decision's hot path.
 pub async fn wake_after_change(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let changes = !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
+    let before = otv_store::outbox_writes();
     let response = next.run(request).await;
-    if changes {
+    if otv_store::outbox_writes() != before {
         state.outbox.wake.notify_one();
     }
     response

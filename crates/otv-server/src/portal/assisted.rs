@@ -48,8 +48,8 @@ use super::session::{
     token_hash,
 };
 use super::text::{Lang, texts};
+use crate::AppState;
 use crate::assisted::{Mode, allowed, handoff};
-use crate::{AppState, REQUEST_ID};
 
 texts! {
     /// Words of the assisted portal.
@@ -217,10 +217,7 @@ async fn open(
 ) -> Result<Response, PortalError> {
     let t = AssistedText::get(page.lang);
     let now = state.clock.now();
-    let request_id = headers
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let request_id = crate::request_id(&headers);
     let session_token = random_token();
     let session_hash = token_hash(&session_token);
     let taken = match q

@@ -20,13 +20,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{Caller, count_rejection, request_id};
+use super::{Caller, count_rejection};
 use crate::AppState;
 use crate::access::problem::Problem;
 use crate::import::{
     DEFAULT_CHUNK_LINES, ImportActor, ImportError, ImportId, ImportOptions, ImportOutcome, audit,
     run,
 };
+use crate::request_id;
 
 /// The query of both methods.
 #[derive(Debug, Deserialize)]

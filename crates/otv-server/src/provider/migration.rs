@@ -29,10 +29,11 @@ use otv_wire::fhir::{
 use uuid::Uuid;
 
 use super::subscription::Format;
-use super::{Caller, Rejection, audit_rejection, request_id};
+use super::{Caller, Rejection, audit_rejection};
 use crate::AppState;
 use crate::access::problem::Problem;
 use crate::migration::{DEFAULT_CHUNK, MigrationReport, Migrator, Refused, audit_run, run_ndjson};
+use crate::request_id;
 
 /// Where the endpoint is.
 pub const PATH: &str = "/v1/migration/consents";

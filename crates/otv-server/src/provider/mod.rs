@@ -23,8 +23,8 @@ use otv_store::AuditEvent;
 use otv_store::Connector;
 use otv_wire::{FaultCode, soap_fault};
 
+use crate::AppState;
 use crate::identity::ClientIdentity;
-use crate::{AppState, REQUEST_ID};
 
 /// Header naming the connector on the plain-HTTP development listener, where there is no
 /// client certificate. Honoured only when the development flag is set.
@@ -119,14 +119,6 @@ impl FromRequestParts<AppState> for Caller {
         }
         Ok(Caller(None))
     }
-}
-
-/// The request id of a request (set by the request-id layer when the caller sent none).
-fn request_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }
 
 /// Reads at most `limit` bytes of a body; a longer body is refused without reading the rest.
@@ -265,7 +257,7 @@ pub async fn receive<T>(
     decode: impl FnOnce(&[u8]) -> Result<T, otv_wire::WireError>,
     acting_for: impl FnOnce(&T) -> &Ura,
 ) -> Result<Received<T>, Response> {
-    let request_id = request_id(headers);
+    let request_id = crate::request_id(headers);
     let connector_id = caller.0.as_ref().map(|c| c.id().to_owned());
     let refuse = async |status, kind: &str, reason: String| {
         let rejection = Rejection {

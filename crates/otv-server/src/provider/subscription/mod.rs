@@ -42,10 +42,8 @@ use otv_wire::fhir::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{
-    AllowedConnector, Caller, Rejection, audit_rejection, count_rejection, read_body, request_id,
-};
-use crate::AppState;
+use super::{AllowedConnector, Caller, Rejection, audit_rejection, count_rejection, read_body};
+use crate::{AppState, request_id};
 
 /// The interface's name in metrics and audit records.
 const INTERFACE: &str = "subscription";
