@@ -139,6 +139,42 @@ fn specificity(answer: &Answer, asked: &DataCategory) -> u8 {
         | u8::from(&answer.key.data_category == asked)
 }
 
+/// The parties an answer must name to apply to a question: the holder's URA or its holder
+/// category, and the consulter's URA or its consulting category. Answers naming anyone else never
+/// apply, so a store may hand [`decide`] only the answers that name these sides (the closed
+/// question reads no more than that).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sides {
+    /// The holder as an individual provider, then as its holder category.
+    pub holder: [Party; 2],
+    /// The consulter as an individual provider, then as its consulting category.
+    pub consulter: [Party; 2],
+}
+
+impl Sides {
+    /// The sides of `question`; `None` when an organisation type is not in the catalogue (the
+    /// decision is then a deny that no answer changes).
+    pub fn of(catalogue: &Catalogue, question: &Question<'_>) -> Option<Sides> {
+        let holder = catalogue.holder_category_of(&question.holder.organisation_type)?;
+        let consulter = catalogue.consulting_category_of(&question.consulter.organisation_type)?;
+        Some(Sides {
+            holder: [
+                Party::Provider(question.holder.ura.clone()),
+                Party::Category(holder.code.clone()),
+            ],
+            consulter: [
+                Party::Provider(question.consulter.ura.clone()),
+                Party::Category(consulter.code.clone()),
+            ],
+        })
+    }
+
+    /// Whether `answer` names these sides (it may still not apply: time and data category).
+    pub fn named_by(&self, answer: &Answer) -> bool {
+        self.holder.contains(&answer.key.holder) && self.consulter.contains(&answer.key.consulter)
+    }
+}
+
 /// Decides every data category of the question, in the order given.
 pub fn decide<'a>(
     catalogue: &Catalogue,
@@ -167,27 +203,20 @@ pub fn decide_one<'a>(
         reason,
         deciding,
     };
-    let Some(holder_category) = catalogue.holder_category_of(&question.holder.organisation_type)
-    else {
-        return verdict(Effect::Deny, Reason::UnknownHolderOrganisationType, None);
-    };
-    let Some(consulting_category) =
-        catalogue.consulting_category_of(&question.consulter.organisation_type)
-    else {
-        return verdict(Effect::Deny, Reason::UnknownConsulterOrganisationType, None);
+    let Some(sides) = Sides::of(catalogue, question) else {
+        let reason = if catalogue
+            .holder_category_of(&question.holder.organisation_type)
+            .is_none()
+        {
+            Reason::UnknownHolderOrganisationType
+        } else {
+            Reason::UnknownConsulterOrganisationType
+        };
+        return verdict(Effect::Deny, reason, None);
     };
     if !catalogue.knows_data_category(asked) {
         return verdict(Effect::Deny, Reason::UnknownDataCategory, None);
     }
-
-    let holder_matches = |p: &Party| match p {
-        Party::Provider(ura) => ura == &question.holder.ura,
-        Party::Category(code) => code == &holder_category.code,
-    };
-    let consulter_matches = |p: &Party| match p {
-        Party::Provider(ura) => ura == &question.consulter.ura,
-        Party::Category(code) => code == &consulting_category.code,
-    };
 
     // One pass: keep the best specificity seen and, at that specificity, the latest-recorded
     // permit and deny.
@@ -196,8 +225,7 @@ pub fn decide_one<'a>(
     let mut deny: Option<&Answer> = None;
     for answer in answers {
         if !answer.in_force_at(question.at)
-            || !holder_matches(&answer.key.holder)
-            || !consulter_matches(&answer.key.consulter)
+            || !sides.named_by(answer)
             || !catalogue.covers(&answer.key.data_category, asked)
         {
             continue;

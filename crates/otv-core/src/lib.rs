@@ -13,7 +13,9 @@ pub mod ids;
 pub mod profile;
 
 pub use catalogue::{Catalogue, CatalogueError, ConsentOption};
-pub use decision::{DefaultPolicy, Organisation, Outcome, Question, Reason, decide, decide_one};
+pub use decision::{
+    DefaultPolicy, Organisation, Outcome, Question, Reason, Sides, decide, decide_one,
+};
 pub use ids::{
     Bsn, CategoryCode, DataCategory, IdError, OrgType, Purpose, RoleCode, Ura, UziNumber,
 };

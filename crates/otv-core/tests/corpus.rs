@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 
-use otv_core::Reason;
-use otv_core::corpus::{DECISIONS_TOML, load};
+use otv_core::corpus::{Case, DECISIONS_TOML, load};
+use otv_core::{Answer, Question, Reason, Sides};
 
 #[test]
 fn every_corpus_case_decides_as_expected() {
@@ -23,6 +23,38 @@ fn every_corpus_case_decides_as_expected() {
         failures.len(),
         cases.len(),
         failures.join("\n")
+    );
+}
+
+/// The closed question reads only the answers that name the question's sides; the corpus must
+/// decide the same with just those.
+#[test]
+fn every_corpus_case_decides_the_same_on_only_the_answers_naming_its_sides() {
+    let cases = load(DECISIONS_TOML).unwrap();
+    let named = |c: &Case| -> Vec<Answer> {
+        let question = Question {
+            holder: &c.holder,
+            consulter: &c.consulter,
+            at: c.at,
+        };
+        match Sides::of(&c.catalogue, &question) {
+            Some(sides) => c
+                .answers
+                .iter()
+                .filter(|a| sides.named_by(a))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        }
+    };
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|c| c.check(&named(c)).err())
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        cases.iter().any(|c| named(c).len() < c.answers.len()),
+        "some case has answers that name other parties"
     );
 }
 

@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 use otv_core::{
     Answer, Bsn, DataCategory, Effect, Organisation, Outcome, Purpose, Question, Reason, RoleCode,
-    UziNumber, decide,
+    Sides, UziNumber, decide,
 };
 use otv_store::AuditEvent;
 use otv_wire::{ClosedQuestionRequest, Decision};
@@ -107,7 +107,18 @@ pub async fn answer(state: &AppState, q: &Asked<'_>, via: Via<'_>) -> Answered {
             })
             .collect(),
     };
-    let answers = match state.store.profile(q.bsn).await {
+    let question = Question {
+        holder: q.holder,
+        consulter: q.consulter,
+        at,
+    };
+    // Only the answers that name this holder and this consulter can decide; with an unknown
+    // organisation type none can (the decision denies), so nothing is read.
+    let read = match Sides::of(&state.catalogue, &question) {
+        Some(sides) => state.store.answers_between(q.bsn, &sides).await,
+        None => Ok(Vec::new()),
+    };
+    let answers = match read {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, channel = via.channel, "closed question: reading the profile failed; answering Indeterminate");
@@ -115,11 +126,6 @@ pub async fn answer(state: &AppState, q: &Asked<'_>, via: Via<'_>) -> Answered {
                 .increment(1);
             return indeterminate();
         }
-    };
-    let question = Question {
-        holder: q.holder,
-        consulter: q.consulter,
-        at,
     };
     let outcomes = decide(
         &state.catalogue,

@@ -25,6 +25,14 @@ macro_rules! answer_columns {
 }
 pub(crate) use answer_columns;
 
+/// The sides of [`Backend::answers_between`](crate::Backend::answers_between) as column values:
+/// holder kind and code, twice, then consulter kind and code, twice.
+pub(crate) fn sides_params(sides: &otv_core::Sides) -> [&str; 8] {
+    let [h0, h1] = sides.holder.each_ref().map(party_cols);
+    let [c0, c1] = sides.consulter.each_ref().map(party_cols);
+    [h0.0, h0.1, h1.0, h1.1, c0.0, c0.1, c1.0, c1.1]
+}
+
 /// Number of columns in [`answer_columns!`].
 pub(crate) const ANSWER_COLUMNS: usize = 13;
 
@@ -95,7 +103,7 @@ pub(crate) fn replaced_condition(a: &Answer, declines_proposal: bool) -> &'stati
     }
 }
 
-fn party_cols(p: &Party) -> (&'static str, &str) {
+pub(crate) fn party_cols(p: &Party) -> (&'static str, &str) {
     match p {
         Party::Category(c) => ("category", c.as_str()),
         Party::Provider(u) => ("provider", u.as_str()),

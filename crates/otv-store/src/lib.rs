@@ -33,7 +33,7 @@ mod sqlite;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use otv_core::{Answer, Bsn};
+use otv_core::{Answer, Bsn, Sides};
 
 pub use audit::{AuditEvent, AuditRecord, VerifyReport};
 pub use citizen::{
@@ -68,6 +68,9 @@ pub enum StoreError {
     /// The database refused or failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite refused or failed a read on the calling thread (the closed question's).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// A migration failed.
     #[error("migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -149,6 +152,11 @@ pub trait Backend: Send + Sync {
     /// Per key at most one answer in force and one `pending-guardian` proposal (which the
     /// decision ignores); readers that show or compare answers per key must tell them apart.
     async fn profile(&self, bsn: &Bsn) -> Result<Vec<Answer>>;
+    /// The current answers of a citizen that name both `sides` (holder side one of
+    /// `sides.holder`, consulter side one of `sides.consulter`): all that the decision can use
+    /// for a question between them. The closed question's hot path: a citizen has dozens of
+    /// answers, a question needs a handful.
+    async fn answers_between(&self, bsn: &Bsn, sides: &Sides) -> Result<Vec<Answer>>;
     /// Every answer ever recorded for a citizen, current and replaced, oldest first.
     async fn answer_history(&self, bsn: &Bsn) -> Result<Vec<Answer>>;
 

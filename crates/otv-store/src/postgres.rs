@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
-use otv_core::{Answer, Bsn, OrgType, Ura};
+use otv_core::{Answer, Bsn, OrgType, Sides, Ura};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Row};
@@ -584,6 +584,25 @@ impl Backend for PgStore {
             "(SELECT id FROM citizens WHERE bsn_pseudonym = $1)"
         ))
         .bind(&pseudonym[..])
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(read_answer).collect()
+    }
+
+    async fn answers_between(&self, bsn: &Bsn, sides: &Sides) -> Result<Vec<Answer>> {
+        let pseudonym = self.keys.pseudonym(bsn);
+        let [hk0, hc0, hk1, hc1, ck0, cc0, ck1, cc1] = codec::sides_params(sides);
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            answer_columns!(),
+            " FROM answers WHERE superseded_at IS NULL AND citizen_id = ",
+            "(SELECT id FROM citizens WHERE bsn_pseudonym = $1) AND ",
+            "((holder_kind = $2 AND holder_code = $3) OR (holder_kind = $4 AND holder_code = $5)) AND ",
+            "((consulter_kind = $6 AND consulter_code = $7) OR (consulter_kind = $8 AND consulter_code = $9))"
+        ))
+        .bind(&pseudonym[..])
+        .bind(hk0).bind(hc0).bind(hk1).bind(hc1)
+        .bind(ck0).bind(cc0).bind(ck1).bind(cc1)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(read_answer).collect()

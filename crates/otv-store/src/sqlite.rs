@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
-use otv_core::{Answer, Bsn, OrgType, Ura};
+use otv_core::{Answer, Bsn, OrgType, Sides, Ura};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -24,6 +24,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
+use self::hot::HotReaders;
 use crate::audit::{
     AuditEvent, CHECKPOINT_EVERY, Checkpoint, Prepared, StoredRecord, Verifier, VerifyReport,
 };
@@ -43,6 +44,7 @@ use crate::{Backend, Keys, Result};
 mod enrolment;
 mod guardian;
 mod handoff;
+mod hot;
 mod mail;
 mod migration;
 mod outbox;
@@ -58,6 +60,10 @@ pub(crate) struct SqliteStore {
     write: SqlitePool,
     keys: Keys,
     audit_writer: AuditWriter,
+    /// The closed question's read, on the calling thread.
+    hot: HotReaders,
+    /// For `sqlite::memory:`: the private directory of its file, removed with the store.
+    _scratch: Option<tempfile::TempDir>,
 }
 
 impl SqliteStore {
@@ -139,21 +145,24 @@ impl SqliteStore {
         Ok(seq)
     }
 
-    /// Opens (and creates if missing) the database at `url`.
+    /// Opens (and creates if missing) the database at `url`. `sqlite::memory:` is a database that
+    /// lives as long as the store: a file in a private temporary directory, removed when the store
+    /// is dropped, so that it works exactly as a file does (WAL, readers beside the writer).
     pub(crate) async fn connect(url: &str, keys: Keys) -> Result<SqliteStore> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            .synchronous(SqliteSynchronous::Normal);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        if in_memory {
-            // A memory database exists only as long as a connection to it: keep exactly one,
-            // forever.
-            let pool = single_connection().connect_with(options).await?;
-            return Ok(SqliteStore::new(pool.clone(), pool, keys));
+        let scratch = in_memory
+            .then(tempfile::tempdir)
+            .transpose()
+            .map_err(sqlx::Error::Io)?;
+        let options = match &scratch {
+            Some(dir) => SqliteConnectOptions::new().filename(dir.path().join("otv.sqlite")),
+            None => SqliteConnectOptions::from_str(url)?,
         }
-        let options = options.journal_mode(SqliteJournalMode::Wal);
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        .synchronous(SqliteSynchronous::Normal)
+        .journal_mode(SqliteJournalMode::Wal);
         // The writer gets a large page cache (64 MiB) for bulk loads and index upkeep.
         let write = single_connection()
             .connect_with(options.clone().pragma("cache_size", "-65536"))
@@ -167,14 +176,22 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(
                 options
+                    .clone()
                     .pragma("cache_size", "-16384")
                     .pragma("mmap_size", "1073741824"),
             )
             .await?;
-        Ok(SqliteStore::new(read, write, keys))
+        let hot = HotReaders::new(options.get_filename().to_path_buf());
+        Ok(SqliteStore::new(read, write, keys, hot, scratch))
     }
 
-    fn new(read: SqlitePool, write: SqlitePool, keys: Keys) -> SqliteStore {
+    fn new(
+        read: SqlitePool,
+        write: SqlitePool,
+        keys: Keys,
+        hot: HotReaders,
+        scratch: Option<tempfile::TempDir>,
+    ) -> SqliteStore {
         let audit_writer = {
             let (write, keys) = (write.clone(), keys.clone());
             AuditWriter::spawn(move |events| {
@@ -192,6 +209,8 @@ impl SqliteStore {
             write,
             keys,
             audit_writer,
+            hot,
+            _scratch: scratch,
         }
     }
 
@@ -649,6 +668,10 @@ impl Backend for SqliteStore {
         .fetch_one(&self.read)
         .await?;
         read_answers_json(&json)
+    }
+
+    async fn answers_between(&self, bsn: &Bsn, sides: &Sides) -> Result<Vec<Answer>> {
+        self.hot.answers_between(&self.keys.pseudonym(bsn), sides)
     }
 
     async fn subscriptions_of(&self, bsn: &Bsn) -> Result<Vec<Subscription>> {

@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
-use otv_core::Answer;
 use otv_core::corpus::{DECISIONS_TOML, load};
+use otv_core::{Answer, Question, Sides};
 use otv_store::AuditEvent;
 
 use crate::support::{backends, bsn};
@@ -47,6 +47,26 @@ async fn every_corpus_case_decides_the_same_after_a_round_trip() {
             );
             case.check(&loaded)
                 .unwrap_or_else(|e| panic!("{}: {e}", t.kind()));
+            // The closed question's read: only the answers naming the case's two sides.
+            let question = Question {
+                holder: &case.holder,
+                consulter: &case.consulter,
+                at: case.at,
+            };
+            if let Some(sides) = Sides::of(&case.catalogue, &question) {
+                let between = t.store.answers_between(&patient, &sides).await.unwrap();
+                let expected: HashSet<&Answer> =
+                    case.answers.iter().filter(|a| sides.named_by(a)).collect();
+                assert_eq!(
+                    between.iter().collect::<HashSet<&Answer>>(),
+                    expected,
+                    "{}: case `{}`: answers between its sides",
+                    t.kind(),
+                    case.name
+                );
+                case.check(&between)
+                    .unwrap_or_else(|e| panic!("{}: {e}", t.kind()));
+            }
         }
     }
 }
