@@ -183,9 +183,10 @@ pub fn decide<'a>(
     question: &Question<'_>,
     data_categories: &[DataCategory],
 ) -> Vec<Outcome<'a>> {
+    let sides = Sides::of(catalogue, question);
     data_categories
         .iter()
-        .map(|c| decide_one(catalogue, policy, answers, question, c))
+        .map(|c| decide_between(catalogue, policy, answers, question, sides.as_ref(), c))
         .collect()
 }
 
@@ -197,13 +198,26 @@ pub fn decide_one<'a>(
     question: &Question<'_>,
     asked: &DataCategory,
 ) -> Outcome<'a> {
+    let sides = Sides::of(catalogue, question);
+    decide_between(catalogue, policy, answers, question, sides.as_ref(), asked)
+}
+
+/// Decides one data category; `sides` are the question's (worked out once per question).
+fn decide_between<'a>(
+    catalogue: &Catalogue,
+    policy: DefaultPolicy,
+    answers: &'a [Answer],
+    question: &Question<'_>,
+    sides: Option<&Sides>,
+    asked: &DataCategory,
+) -> Outcome<'a> {
     let verdict = |effect, reason, deciding| Outcome {
         data_category: asked.clone(),
         effect,
         reason,
         deciding,
     };
-    let Some(sides) = Sides::of(catalogue, question) else {
+    let Some(sides) = sides else {
         let reason = if catalogue
             .holder_category_of(&question.holder.organisation_type)
             .is_none()

@@ -591,8 +591,7 @@ impl Backend for PgStore {
 
     async fn answers_between(&self, bsn: &Bsn, sides: &Sides) -> Result<Vec<Answer>> {
         let pseudonym = self.keys.pseudonym(bsn);
-        let [hk0, hc0, hk1, hc1, ck0, cc0, ck1, cc1] = codec::sides_params(sides);
-        let rows = sqlx::query(concat!(
+        let mut query = sqlx::query(concat!(
             "SELECT ",
             answer_columns!(),
             " FROM answers WHERE superseded_at IS NULL AND citizen_id = ",
@@ -600,11 +599,11 @@ impl Backend for PgStore {
             "((holder_kind = $2 AND holder_code = $3) OR (holder_kind = $4 AND holder_code = $5)) AND ",
             "((consulter_kind = $6 AND consulter_code = $7) OR (consulter_kind = $8 AND consulter_code = $9))"
         ))
-        .bind(&pseudonym[..])
-        .bind(hk0).bind(hc0).bind(hk1).bind(hc1)
-        .bind(ck0).bind(cc0).bind(ck1).bind(cc1)
-        .fetch_all(&self.pool)
-        .await?;
+        .bind(&pseudonym[..]);
+        for p in codec::sides_params(sides) {
+            query = query.bind(p);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(read_answer).collect()
     }
 
