@@ -272,6 +272,13 @@ pub trait Backend: Send + Sync {
     /// The changes and consent checks of the citizen in `period`, newest first, at most
     /// `limit` of each.
     async fn history(&self, bsn: &Bsn, period: &Period, limit: usize) -> Result<History>;
+    /// Brings the index of consent checks by patient (what [`history`](Self::history) reads)
+    /// up to date with the audit log now; returns how many audit records it went over.
+    /// SQLite keeps that index in a file of its own, filled in the background a second or so
+    /// behind the log, and `history` reads the rest from the log, so this changes only how fast
+    /// `history` is, never what it says. PostgreSQL indexes each record in its own transaction
+    /// and has nothing to catch up.
+    async fn index_consent_checks(&self) -> Result<u64>;
     /// The change `seq` if it recorded answers of this citizen; `None` otherwise (another
     /// citizen's change, or no change of answers).
     async fn change_record(&self, bsn: &Bsn, seq: i64) -> Result<Option<ChangeRecord>>;

@@ -1217,6 +1217,10 @@ impl Backend for PgStore {
         history(self, bsn, period, limit).await
     }
 
+    async fn index_consent_checks(&self) -> Result<u64> {
+        Ok(0)
+    }
+
     async fn change_record(&self, bsn: &Bsn, seq: i64) -> Result<Option<crate::ChangeRecord>> {
         change_record(self, bsn, seq).await
     }

@@ -24,6 +24,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
+use self::checks::CheckIndex;
 use self::hot::HotReaders;
 use crate::audit::{
     AuditEvent, CHECKPOINT_EVERY, Checkpoint, Prepared, StoredRecord, Verifier, VerifyReport,
@@ -41,6 +42,7 @@ use crate::model::{
 use crate::model::{PortalSession, ProviderQuery};
 use crate::{Backend, Keys, Result};
 
+mod checks;
 mod enrolment;
 mod guardian;
 mod handoff;
@@ -62,6 +64,8 @@ pub(crate) struct SqliteStore {
     audit_writer: AuditWriter,
     /// The closed question's read, on the calling thread.
     hot: HotReaders,
+    /// The consent checks by patient, in a file of their own.
+    checks: CheckIndex,
     /// For `sqlite::memory:`: the private directory of its file, removed with the store.
     _scratch: Option<tempfile::TempDir>,
 }
@@ -182,7 +186,8 @@ impl SqliteStore {
             )
             .await?;
         let hot = HotReaders::new(options.get_filename().to_path_buf());
-        Ok(SqliteStore::new(read, write, keys, hot, scratch))
+        let checks = CheckIndex::open(&CheckIndex::path_beside(options.get_filename())).await?;
+        Ok(SqliteStore::new(read, write, keys, hot, checks, scratch))
     }
 
     fn new(
@@ -190,6 +195,7 @@ impl SqliteStore {
         write: SqlitePool,
         keys: Keys,
         hot: HotReaders,
+        checks: CheckIndex,
         scratch: Option<tempfile::TempDir>,
     ) -> SqliteStore {
         let audit_writer = {
@@ -210,6 +216,7 @@ impl SqliteStore {
             keys,
             audit_writer,
             hot,
+            checks,
             _scratch: scratch,
         }
     }
@@ -492,6 +499,8 @@ impl Backend for SqliteStore {
 
     async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.write).await?;
+        // The audit log exists now, so its index of consent checks can follow it.
+        self.checks.start(&self.read);
         Ok(())
     }
 
@@ -906,6 +915,7 @@ impl Backend for SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.checks.forget_through(checkpoint).await?;
         Ok(gone.rows_affected())
     }
 
@@ -1293,6 +1303,10 @@ impl Backend for SqliteStore {
         limit: usize,
     ) -> Result<crate::History> {
         history(self, bsn, period, limit).await
+    }
+
+    async fn index_consent_checks(&self) -> Result<u64> {
+        self.checks.catch_up(&self.read).await
     }
 
     async fn change_record(&self, bsn: &Bsn, seq: i64) -> Result<Option<crate::ChangeRecord>> {
@@ -1947,19 +1961,41 @@ async fn provider_names(
     Ok(names)
 }
 
+/// The patient's consent checks in `period`, newest first: from the index of checks up to its
+/// cursor (`indexed`, read with `limit + 1` before the snapshot of `conn`), and from the audit
+/// log itself after it (`sqlite/checks.rs`). Every record comes from the snapshot of `conn`.
 async fn consent_checks(
     conn: &mut SqliteConnection,
-    patient: &str,
+    indexed: checks::Lookup,
+    pseudonym: &[u8],
     period: &crate::Period,
     limit: usize,
 ) -> Result<(Vec<crate::ConsentCheck>, bool)> {
+    let patient = hex::encode(pseudonym);
+    let first: i64 = sqlx::query_scalar("SELECT coalesce(min(seq), 1) FROM audit_log")
+        .fetch_one(&mut *conn)
+        .await?;
+    let indexed =
+        if checks::stands(&mut *conn, indexed.cursor, indexed.hash.as_deref(), first).await? {
+            indexed
+        } else {
+            checks::Lookup::nothing()
+        };
+    let seqs = serde_json::to_string(&indexed.seqs).expect("numbers serialise");
     let (from, until) = (period.from.map(t), period.until.map(t));
     let rows = sqlx::query(
         "SELECT seq, at, event, organisation, emergency, details FROM audit_log \
-         WHERE patient = ? AND event IN (?, ?) AND (? IS NULL OR at >= ?) AND (? IS NULL OR at < ?) \
-         ORDER BY at DESC, seq DESC LIMIT ?",
+         WHERE seq IN (SELECT value FROM json_each(?)) AND patient = ? \
+         UNION ALL \
+         SELECT seq, at, event, organisation, emergency, details FROM audit_log \
+         WHERE seq > ? AND patient = ? AND event IN (?, ?) \
+         AND (? IS NULL OR at >= ?) AND (? IS NULL OR at < ?) \
+         ORDER BY 2 DESC, 1 DESC LIMIT ?",
     )
-    .bind(patient)
+    .bind(seqs)
+    .bind(&patient)
+    .bind(indexed.cursor)
+    .bind(&patient)
     .bind(citizen::CHECK_EVENTS[0])
     .bind(citizen::CHECK_EVENTS[1])
     .bind(from)
@@ -1994,6 +2030,7 @@ async fn history(
 ) -> Result<crate::History> {
     let pseudonym = store.keys.pseudonym(bsn);
     let (from, until) = (period.from.map(t), period.until.map(t));
+    let indexed = store.checks.lookup(&pseudonym, period, limit + 1).await?;
     let mut conn = store.read.begin().await?;
     let rows = sqlx::query(concat!(
         "SELECT change_seq, ",
@@ -2015,8 +2052,8 @@ async fn history(
         .map(|r| Ok((r.try_get::<Option<i64>, _>(0)?, answer_at(r, 1)?)))
         .collect::<Result<Vec<_>>>()?;
     let (changes, more_changes) = citizen::group_changes(answers, limit);
-    let patient = store.keys.patient_reference(bsn);
-    let (checks, more_checks) = consent_checks(&mut conn, &patient, period, limit).await?;
+    let (checks, more_checks) =
+        consent_checks(&mut conn, indexed, &pseudonym, period, limit).await?;
     Ok(crate::History {
         changes,
         more_changes: more_changes || capped,
@@ -2076,6 +2113,10 @@ async fn change_record(
 async fn export_citizen(store: &SqliteStore, bsn: &Bsn) -> Result<Option<crate::CitizenExport>> {
     let pseudonym = store.keys.pseudonym(bsn);
     let patient = store.keys.patient_reference(bsn);
+    let limit = citizen::MAX_EXPORT_CHECKS;
+    let indexed = (store.checks)
+        .lookup(&pseudonym, &crate::Period::default(), limit + 1)
+        .await?;
     let mut conn = store.read.begin().await?;
     type CitizenRow = (Uuid, Option<String>, Option<String>, Option<NaiveDate>, i64);
     let row: Option<CitizenRow> = sqlx::query_as(
@@ -2131,9 +2172,10 @@ async fn export_citizen(store: &SqliteStore, bsn: &Bsn) -> Result<Option<crate::
         .collect::<Result<Vec<_>>>()?;
     let (consent_checks, _) = consent_checks(
         &mut conn,
-        &patient,
+        indexed,
+        &pseudonym,
         &crate::Period::default(),
-        citizen::MAX_EXPORT_CHECKS,
+        limit,
     )
     .await?;
     let terms: Vec<(String, i64)> = sqlx::query_as(

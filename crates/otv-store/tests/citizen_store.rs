@@ -375,6 +375,76 @@ async fn the_history_lists_changes_and_checks_of_one_citizen_by_period() {
     }
 }
 
+/// The history finds consent checks through an index (on SQLite a file beside the database,
+/// filled a moment after each check) and the newest ones in the audit log itself: it says the
+/// same before the index has caught up, after, and with the two mixed, periods and pages
+/// included.
+#[tokio::test]
+async fn the_checks_in_the_history_are_the_same_before_and_after_they_are_indexed() {
+    for t in backends().await {
+        let (me, other) = (bsn(41), bsn(42));
+        let mine = t.store.patient_reference(&me);
+        let start = Utc::now() - Duration::hours(1);
+        let ask = |patient: &String, minute: i64, decision: &str| {
+            let mut e = closed_question(patient.clone(), "00000001", "00000002", decision);
+            e.at = start + Duration::minutes(minute);
+            e
+        };
+        // Three checks about me and one about someone else go into the index…
+        for (minute, decision) in [(0, "permit"), (1, "deny"), (2, "permit")] {
+            t.store.audit(&ask(&mine, minute, decision)).await.unwrap();
+        }
+        let theirs = t.store.patient_reference(&other);
+        t.store.audit(&ask(&theirs, 2, "deny")).await.unwrap();
+        t.store.index_consent_checks().await.unwrap();
+        // …two more about me are only in the audit log.
+        for (minute, decision) in [(3, "deny"), (4, "indeterminate")] {
+            t.store.audit(&ask(&mine, minute, decision)).await.unwrap();
+        }
+        let decisions = |h: &otv_store::History| -> Vec<String> {
+            h.checks.iter().map(|c| c.decision.clone()).collect()
+        };
+        let all = Period::default();
+        let middle = Period {
+            from: Some(start + Duration::minutes(1)),
+            until: Some(start + Duration::minutes(4)),
+        };
+        let read =
+            async |period: &Period, limit| t.store.history(&me, period, limit).await.unwrap();
+        let before = [
+            read(&all, 50).await,
+            read(&middle, 50).await,
+            read(&all, 3).await,
+        ];
+        assert_eq!(
+            decisions(&before[0]),
+            ["indeterminate", "deny", "permit", "deny", "permit"],
+            "{}",
+            t.kind()
+        );
+        assert!(!before[0].more_checks);
+        assert_eq!(
+            decisions(&before[1]),
+            ["deny", "permit", "deny"],
+            "{}",
+            t.kind()
+        );
+        // A page that ends inside the index says there is more.
+        assert_eq!(decisions(&before[2]), ["indeterminate", "deny", "permit"]);
+        assert!(before[2].more_checks, "{}", t.kind());
+
+        t.store.index_consent_checks().await.unwrap();
+        let after = [
+            read(&all, 50).await,
+            read(&middle, 50).await,
+            read(&all, 3).await,
+        ];
+        assert_eq!(after, before, "{}", t.kind());
+        let h = t.store.history(&other, &all, 50).await.unwrap();
+        assert_eq!(decisions(&h), ["deny"], "{}", t.kind());
+    }
+}
+
 #[tokio::test]
 async fn the_export_holds_details_settings_answers_registrations_and_checks() {
     for t in backends().await {

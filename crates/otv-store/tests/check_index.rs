@@ -1,0 +1,166 @@
+//! SQLite keeps the consent checks by patient in an index file beside the database
+//! (`<database>-checks`, see `src/sqlite/checks.rs`). It is derived from the audit log: the
+//! history stays exact when the file is deleted or stale, and the file is rebuilt.
+
+#[path = "store/support.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the main storage tests; not every helper is used here"
+)]
+mod support;
+
+use std::path::Path;
+
+use chrono::Utc;
+use otv_store::{AuditEvent, Keys, Period, Store};
+use sqlx::{Connection, SqliteConnection};
+use support::bsn;
+
+async fn open(file: &Path) -> Store {
+    let store = otv_store::connect(&format!("sqlite://{}", file.display()), Keys::development())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+fn check(store: &Store, who: u32, decision: &str) -> AuditEvent {
+    AuditEvent {
+        at: Utc::now(),
+        event: "closed-question".into(),
+        patient: Some(store.patient_reference(&bsn(who))),
+        actor: "uzi:900010001 role:01.015".into(),
+        organisation: Some("00000001".into()),
+        decision: Some(decision.into()),
+        details: serde_json::json!({
+            "consulter": { "ura": "00000002" },
+            "results": [{ "data_category": "GGC002", "decision": decision }],
+        }),
+        ..Default::default()
+    }
+}
+
+async fn decisions(store: &Store, who: u32) -> Vec<String> {
+    let h = store
+        .history(&bsn(who), &Period::default(), 50)
+        .await
+        .unwrap();
+    h.checks.into_iter().map(|c| c.decision).collect()
+}
+
+/// A consistent copy of a live SQLite file (what a backup makes).
+async fn copy(from: &Path, to: &Path) {
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", from.display()))
+        .await
+        .unwrap();
+    sqlx::query("VACUUM INTO ?")
+        .bind(to.to_str().unwrap())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_deleted_index_file_is_rebuilt_and_the_history_never_misses_a_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("otv.sqlite");
+    let store = open(&file).await;
+    for decision in ["permit", "deny"] {
+        store.audit(&check(&store, 1, decision)).await.unwrap();
+    }
+    store.index_consent_checks().await.unwrap();
+    assert!(
+        index_of(&file).exists(),
+        "the index lives beside the database"
+    );
+    drop(store);
+
+    // A fresh copy of the database without its index file.
+    let moved = dir.path().join("moved.sqlite");
+    copy(&file, &moved).await;
+    assert!(!dir.path().join("moved.sqlite-checks").exists());
+    let store = open(&moved).await;
+    assert_eq!(decisions(&store, 1).await, ["deny", "permit"]);
+    store.index_consent_checks().await.unwrap();
+    assert_eq!(decisions(&store, 1).await, ["deny", "permit"]);
+    assert_eq!(index(&moved).await, log(&moved).await, "rebuilt");
+}
+
+#[tokio::test]
+async fn an_index_ahead_of_a_restored_database_is_rebuilt_and_shows_no_lost_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("otv.sqlite");
+    let store = open(&file).await;
+    store.audit(&check(&store, 1, "permit")).await.unwrap();
+    store.index_consent_checks().await.unwrap();
+    let backup = dir.path().join("backup.sqlite");
+    copy(&file, &backup).await;
+    // After the backup: checks about citizen 1 that the restore loses, all in the index.
+    for decision in ["deny", "deny", "deny"] {
+        store.audit(&check(&store, 1, decision)).await.unwrap();
+    }
+    store.index_consent_checks().await.unwrap();
+    assert_eq!(
+        decisions(&store, 1).await,
+        ["deny", "deny", "deny", "permit"]
+    );
+
+    // Restored: the backup, with the index file as it was at the failure.
+    let restored = dir.path().join("restored.sqlite");
+    copy(&backup, &restored).await;
+    copy(&index_of(&file), &index_of(&restored)).await;
+    drop(store);
+    let store = open(&restored).await;
+    // The restored log goes on with other records at the lost records' numbers.
+    store.audit(&check(&store, 2, "permit")).await.unwrap();
+    store
+        .audit(&check(&store, 1, "indeterminate"))
+        .await
+        .unwrap();
+    assert_eq!(decisions(&store, 1).await, ["indeterminate", "permit"]);
+    assert_eq!(decisions(&store, 2).await, ["permit"]);
+    store.index_consent_checks().await.unwrap();
+    assert_eq!(index(&restored).await, log(&restored).await, "rebuilt");
+    assert_eq!(decisions(&store, 1).await, ["indeterminate", "permit"]);
+    assert_eq!(decisions(&store, 2).await, ["permit"]);
+}
+
+/// The index file's cursor and the checks it holds, as (sequence number, pseudonym in hex).
+async fn index(database: &Path) -> (i64, Vec<(i64, String)>) {
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", index_of(database).display()))
+        .await
+        .unwrap();
+    let cursor = sqlx::query_scalar("SELECT seq FROM cursor")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let checks = sqlx::query_as("SELECT seq, hex(patient) FROM checks ORDER BY seq")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    (cursor, checks)
+}
+
+/// The audit log's head and its consent checks, as [`index`] gives them.
+async fn log(database: &Path) -> (i64, Vec<(i64, String)>) {
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .unwrap();
+    let head = sqlx::query_scalar("SELECT max(seq) FROM audit_log")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let checks = sqlx::query_as(
+        "SELECT seq, upper(patient) FROM audit_log WHERE event = 'closed-question' ORDER BY seq",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    (head, checks)
+}
+
+fn index_of(database: &Path) -> std::path::PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push("-checks");
+    name.into()
+}
