@@ -52,7 +52,11 @@ impl AuditWriter {
                     batch.drain(..).map(|j| (j.event, j.done)).unzip();
                 let size = events.len();
                 metrics::histogram!("otv_audit_batch_records").record(size as f64);
-                match write(events).await {
+                let started = std::time::Instant::now();
+                let written = write(events).await;
+                metrics::histogram!("otv_audit_batch_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                match written {
                     Ok(first) => {
                         for (seq, done) in (first..).zip(waiting) {
                             // A caller that gave up waiting has nothing to be told.

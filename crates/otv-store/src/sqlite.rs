@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use self::checks::CheckIndex;
 use self::hot::HotReaders;
+use self::wal::Checkpointer;
 use crate::audit::{
     AuditEvent, CHECKPOINT_EVERY, Checkpoint, Prepared, StoredRecord, Verifier, VerifyReport,
 };
@@ -50,6 +51,7 @@ mod hot;
 mod mail;
 mod migration;
 mod outbox;
+mod wal;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -66,6 +68,7 @@ pub(crate) struct SqliteStore {
     hot: HotReaders,
     /// The consent checks by patient, in a file of their own.
     checks: CheckIndex,
+    _checkpointer: Checkpointer,
     /// For `sqlite::memory:`: the private directory of its file, removed with the store.
     _scratch: Option<tempfile::TempDir>,
 }
@@ -167,10 +170,17 @@ impl SqliteStore {
         .busy_timeout(Duration::from_secs(10))
         .synchronous(SqliteSynchronous::Normal)
         .journal_mode(SqliteJournalMode::Wal);
-        // The writer gets a large page cache (64 MiB) for bulk loads and index upkeep.
+        // The writer gets a large page cache (64 MiB) for bulk loads and index upkeep, and
+        // leaves most checkpoints to the checkpointer.
         let write = single_connection()
-            .connect_with(options.clone().pragma("cache_size", "-65536"))
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("cache_size", "-65536")
+                    .pragma("wal_autocheckpoint", wal::WRITER_PAGES),
+            )
             .await?;
+        let checkpointer = Checkpointer::start(&options).await?;
         // Readers map the file (up to 1 GiB of address space, not memory) so that hot pages are
         // read without a system call each; the decision's lookups are mostly such pages.
         let readers =
@@ -187,17 +197,6 @@ impl SqliteStore {
             .await?;
         let hot = HotReaders::new(options.get_filename().to_path_buf());
         let checks = CheckIndex::open(&CheckIndex::path_beside(options.get_filename())).await?;
-        Ok(SqliteStore::new(read, write, keys, hot, checks, scratch))
-    }
-
-    fn new(
-        read: SqlitePool,
-        write: SqlitePool,
-        keys: Keys,
-        hot: HotReaders,
-        checks: CheckIndex,
-        scratch: Option<tempfile::TempDir>,
-    ) -> SqliteStore {
         let audit_writer = {
             let (write, keys) = (write.clone(), keys.clone());
             AuditWriter::spawn(move |events| {
@@ -210,15 +209,16 @@ impl SqliteStore {
                 }
             })
         };
-        SqliteStore {
+        Ok(SqliteStore {
             read,
             write,
             keys,
             audit_writer,
             hot,
             checks,
+            _checkpointer: checkpointer,
             _scratch: scratch,
-        }
+        })
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {

@@ -242,10 +242,14 @@ async fn pass(index: &SqlitePool, audit: &SqlitePool) -> Result<Pass> {
             .await?;
     // One snapshot of the audit log for the whole window.
     let mut log = audit.begin().await?;
-    let (first, head): (i64, i64) =
-        sqlx::query_as("SELECT coalesce(min(seq), 1), coalesce(max(seq), 0) FROM audit_log")
-            .fetch_one(&mut *log)
-            .await?;
+    // Two subqueries: SQLite looks up a lone min() or max() in the key, but scans the whole
+    // table for both in one query.
+    let (first, head): (i64, i64) = sqlx::query_as(
+        "SELECT coalesce((SELECT min(seq) FROM audit_log), 1), \
+         coalesce((SELECT max(seq) FROM audit_log), 0)",
+    )
+    .fetch_one(&mut *log)
+    .await?;
     if !stands(&mut log, cursor, hash.as_deref(), first).await? {
         tracing::warn!(
             cursor,
