@@ -1,10 +1,12 @@
-//! The SQLite backend: otv's embedded default, a single file next to the binary (or memory).
+//! The SQLite backend: otv's embedded default, a single file next to the binary (or, for
+//! `sqlite::memory:`, in a private temporary directory), with the index of consent checks in a
+//! second file beside it (`sqlite/checks.rs`).
 //!
 //! Writes go through a pool of exactly one connection and start with `BEGIN IMMEDIATE`, so
 //! they never race each other for the write lock (in-process they queue for the connection,
 //! across processes, e.g. a CLI beside the server, the busy timeout makes them wait). Reads use
-//! their own pool and, with WAL, never wait for a writer. A memory database lives in one
-//! connection, which then does both.
+//! their own pool and, with WAL, never wait for a writer. Checkpoints run mostly beside the
+//! writer (`sqlite/wal.rs`).
 //!
 //! This module only moves rows: what a valid answer, audit record or checkpoint is lives in
 //! `codec` and `audit`, shared with PostgreSQL. It must not put a BSN in a query (only the
