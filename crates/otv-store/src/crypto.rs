@@ -245,6 +245,12 @@ fn development_raw() -> [[u8; 32]; 4] {
     })
 }
 
+/// The pseudonym (bytes) an audit record's patient reference stands for: the inverse of
+/// [`Keys::patient_reference`]. `None` for a reference it does not make, which names no citizen.
+pub(crate) fn pseudonym_of_reference(reference: &str) -> Option<Vec<u8>> {
+    hex::decode(reference).ok().filter(|p| p.len() == 32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

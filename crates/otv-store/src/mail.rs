@@ -123,8 +123,7 @@ impl ScannedCheck {
     pub(crate) fn pseudonym(&self) -> Option<Vec<u8>> {
         self.patient
             .as_deref()
-            .and_then(|p| hex::decode(p).ok())
-            .filter(|p| p.len() == 32)
+            .and_then(crate::crypto::pseudonym_of_reference)
     }
 }
 

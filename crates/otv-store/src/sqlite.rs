@@ -1974,15 +1974,11 @@ async fn consent_checks(
     limit: usize,
 ) -> Result<(Vec<crate::ConsentCheck>, bool)> {
     let patient = hex::encode(pseudonym);
-    let first: i64 = sqlx::query_scalar("SELECT coalesce(min(seq), 1) FROM audit_log")
-        .fetch_one(&mut *conn)
-        .await?;
-    let indexed =
-        if checks::stands(&mut *conn, indexed.cursor, indexed.hash.as_deref(), first).await? {
-            indexed
-        } else {
-            checks::Lookup::nothing()
-        };
+    let indexed = if checks::stands(&mut *conn, indexed.cursor, indexed.hash.as_deref()).await? {
+        indexed
+    } else {
+        checks::Lookup::nothing()
+    };
     let seqs = serde_json::to_string(&indexed.seqs).expect("numbers serialise");
     let (from, until) = (period.from.map(t), period.until.map(t));
     let rows = sqlx::query(

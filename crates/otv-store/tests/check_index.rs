@@ -50,9 +50,7 @@ async fn decisions(store: &Store, who: u32) -> Vec<String> {
 
 /// A consistent copy of a live SQLite file (what a backup makes).
 async fn copy(from: &Path, to: &Path) {
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", from.display()))
-        .await
-        .unwrap();
+    let mut conn = raw(from).await;
     sqlx::query("VACUUM INTO ?")
         .bind(to.to_str().unwrap())
         .execute(&mut conn)
@@ -127,36 +125,42 @@ async fn an_index_ahead_of_a_restored_database_is_rebuilt_and_shows_no_lost_chec
 
 /// The index file's cursor and the checks it holds, as (sequence number, pseudonym in hex).
 async fn index(database: &Path) -> (i64, Vec<(i64, String)>) {
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", index_of(database).display()))
-        .await
-        .unwrap();
-    let cursor = sqlx::query_scalar("SELECT seq FROM cursor")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    let checks = sqlx::query_as("SELECT seq, hex(patient) FROM checks ORDER BY seq")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-    (cursor, checks)
+    read(
+        &index_of(database),
+        "SELECT seq FROM cursor",
+        "SELECT seq, hex(patient) FROM checks ORDER BY seq",
+    )
+    .await
 }
 
 /// The audit log's head and its consent checks, as [`index`] gives them.
 async fn log(database: &Path) -> (i64, Vec<(i64, String)>) {
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", database.display()))
-        .await
-        .unwrap();
-    let head = sqlx::query_scalar("SELECT max(seq) FROM audit_log")
+    read(
+        database,
+        "SELECT max(seq) FROM audit_log",
+        "SELECT seq, upper(patient) FROM audit_log WHERE event = 'closed-question' ORDER BY seq",
+    )
+    .await
+}
+
+/// A position and the checks in `file`, by the queries `position` and `checks`.
+async fn read(file: &Path, position: &str, checks: &str) -> (i64, Vec<(i64, String)>) {
+    let mut conn = raw(file).await;
+    let at = sqlx::query_scalar(sqlx::AssertSqlSafe(position))
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    let checks = sqlx::query_as(
-        "SELECT seq, upper(patient) FROM audit_log WHERE event = 'closed-question' ORDER BY seq",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    (head, checks)
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(checks))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    (at, rows)
+}
+
+async fn raw(file: &Path) -> SqliteConnection {
+    SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap()
 }
 
 fn index_of(database: &Path) -> std::path::PathBuf {

@@ -27,6 +27,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{QueryBuilder, Row};
 
 use crate::citizen;
+use crate::crypto::pseudonym_of_reference;
 use crate::{Period, Result};
 
 /// The most audit records (by sequence number) one pass reads and indexes in one transaction.
@@ -206,23 +207,27 @@ impl CheckIndex {
     }
 }
 
-/// Whether the cursor at `cursor` with `hash` stands on the same record in `log` (whose lowest
-/// sequence number is `first`).
+/// Whether the cursor at `cursor` with `hash` stands on the same record in `log`.
 pub(super) async fn stands(
     log: &mut sqlx::SqliteConnection,
     cursor: i64,
     hash: Option<&[u8]>,
-    first: i64,
 ) -> Result<bool> {
+    if cursor == 0 {
+        return Ok(true);
+    }
     let there: Option<Vec<u8>> = sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = ?")
         .bind(cursor)
         .fetch_optional(&mut *log)
         .await?;
-    Ok(match there {
-        Some(h) => hash == Some(&h[..]),
-        // Nothing indexed yet, or the record was purged since (it was older than all left).
-        None => cursor == 0 || cursor < first,
-    })
+    if let Some(h) = there {
+        return Ok(hash == Some(&h[..]));
+    }
+    // Gone: purged since (older than every record left) stands; beyond the head does not.
+    let first: Option<i64> = sqlx::query_scalar("SELECT min(seq) FROM audit_log")
+        .fetch_one(&mut *log)
+        .await?;
+    Ok(first.is_some_and(|first| cursor < first))
 }
 
 /// What one pass did.
@@ -250,7 +255,7 @@ async fn pass(index: &SqlitePool, audit: &SqlitePool) -> Result<Pass> {
     )
     .fetch_one(&mut *log)
     .await?;
-    if !stands(&mut log, cursor, hash.as_deref(), first).await? {
+    if !stands(&mut log, cursor, hash.as_deref()).await? {
         tracing::warn!(
             cursor,
             head,
@@ -293,9 +298,8 @@ async fn pass(index: &SqlitePool, audit: &SqlitePool) -> Result<Pass> {
     log.commit().await?;
     let mut checks = Vec::with_capacity(rows.len());
     for r in &rows {
-        let patient: String = r.try_get(2)?;
         // A reference that is not a pseudonym names no citizen, so no history shows it.
-        if let Some(pseudonym) = hex::decode(patient).ok().filter(|p| p.len() == 32) {
+        if let Some(pseudonym) = pseudonym_of_reference(r.try_get(2)?) {
             checks.push((pseudonym, r.try_get::<i64, _>(1)?, r.try_get::<i64, _>(0)?));
         }
     }
