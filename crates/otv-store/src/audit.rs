@@ -110,7 +110,11 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     pub fn new(seq: i64, event: &AuditEvent, prev_hash: &[u8]) -> Prepared {
-        let mut event = event.clone();
+        Prepared::from_event(seq, event.clone(), prev_hash)
+    }
+
+    /// As [`Prepared::new`], taking the event.
+    pub fn from_event(seq: i64, mut event: AuditEvent, prev_hash: &[u8]) -> Prepared {
         event.at = micros(event.at);
         let details = event.details.to_string();
         let hash = chain_hash(prev_hash, &canonical(seq, &event, &details));

@@ -14,6 +14,7 @@
 //! belong in their change's own transaction.
 
 use std::future::Future;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -48,32 +49,42 @@ impl AuditWriter {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let (events, waiting): (Vec<_>, Vec<_>) =
-                    batch.drain(..).map(|j| (j.event, j.done)).unzip();
-                let size = events.len();
-                metrics::histogram!("otv_audit_batch_records").record(size as f64);
-                let started = std::time::Instant::now();
+                let (events, waiting) = split(&mut batch);
+                let started = Instant::now();
                 let written = write(events).await;
-                metrics::histogram!("otv_audit_batch_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                match written {
-                    Ok(first) => {
-                        for (seq, done) in (first..).zip(waiting) {
-                            // A caller that gave up waiting has nothing to be told.
-                            let _ = done.send(Ok(seq));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, records = size, "an audit batch could not be written");
-                        let reason = e.to_string();
-                        for done in waiting {
-                            let _ = done.send(Err(reason.clone()));
-                        }
-                    }
-                }
+                report(started, written, waiting);
             }
         });
         AuditWriter { queue }
+    }
+
+    /// As [`AuditWriter::spawn`], with a writer that blocks: it runs on a thread of its own
+    /// (`sqlite/audit_thread.rs` says why), which ends when the last handle is dropped.
+    pub(crate) fn spawn_thread<W>(mut write: W) -> Result<AuditWriter>
+    where
+        W: FnMut(Vec<AuditEvent>) -> Result<i64> + Send + 'static,
+    {
+        let (queue, mut jobs) = mpsc::channel::<Job>(QUEUE);
+        std::thread::Builder::new()
+            .name("otv-audit".into())
+            .spawn(move || {
+                let mut batch = Vec::with_capacity(MAX_BATCH);
+                while let Some(job) = jobs.blocking_recv() {
+                    batch.push(job);
+                    while batch.len() < MAX_BATCH {
+                        match jobs.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    let (events, waiting) = split(&mut batch);
+                    let started = Instant::now();
+                    let written = write(events);
+                    report(started, written, waiting);
+                }
+            })
+            .map_err(|e| StoreError::AuditLog(format!("the audit writer could not start: {e}")))?;
+        Ok(AuditWriter { queue })
     }
 
     /// Appends `event` and waits until it is committed; returns its sequence number.
@@ -91,5 +102,33 @@ impl AuditWriter {
             .await
             .map_err(|_| StoreError::AuditLog("the audit writer has stopped".into()))?
             .map_err(StoreError::AuditLog)
+    }
+}
+
+type Waiting = Vec<oneshot::Sender<Result<i64, String>>>;
+
+fn split(batch: &mut Vec<Job>) -> (Vec<AuditEvent>, Waiting) {
+    batch.drain(..).map(|j| (j.event, j.done)).unzip()
+}
+
+/// Tells each caller of a batch written since `started` its sequence number, or why not.
+fn report(started: Instant, written: Result<i64>, waiting: Waiting) {
+    let size = waiting.len();
+    metrics::histogram!("otv_audit_batch_records").record(size as f64);
+    metrics::histogram!("otv_audit_batch_seconds").record(started.elapsed().as_secs_f64());
+    match written {
+        Ok(first) => {
+            for (seq, done) in (first..).zip(waiting) {
+                // A caller that gave up waiting has nothing to be told.
+                let _ = done.send(Ok(seq));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, records = size, "an audit batch could not be written");
+            let reason = e.to_string();
+            for done in waiting {
+                let _ = done.send(Err(reason.clone()));
+            }
+        }
     }
 }

@@ -45,6 +45,7 @@ use crate::model::{
 use crate::model::{PortalSession, ProviderQuery};
 use crate::{Backend, Keys, Result};
 
+mod audit_thread;
 mod checks;
 mod enrolment;
 mod guardian;
@@ -201,15 +202,15 @@ impl SqliteStore {
         let checks = CheckIndex::open(&CheckIndex::path_beside(options.get_filename())).await?;
         let audit_writer = {
             let (write, keys) = (write.clone(), keys.clone());
-            AuditWriter::spawn(move |events| {
-                let (write, keys) = (write.clone(), keys.clone());
-                async move {
-                    let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
-                    let first = append_audit_batch(&mut tx, &keys, &events).await?;
-                    tx.commit().await?;
-                    Ok(first)
-                }
-            })
+            let mut conn = audit_thread::open(options.get_filename())?;
+            let runtime = tokio::runtime::Handle::current();
+            AuditWriter::spawn_thread(move |events| {
+                // Inside the runtime's context, where the pool returns its connection.
+                let _context = runtime.enter();
+                // otv's write lock: the sqlx writer pool's only connection (`audit_thread`).
+                let _lock = runtime.block_on(write.acquire())?;
+                audit_thread::append(&mut conn, &keys, events)
+            })?
         };
         Ok(SqliteStore {
             read,
@@ -391,6 +392,21 @@ async fn register(
     Ok(Registration::Existing(existing))
 }
 
+/// The columns of an audit record, in the order both appends bind them.
+macro_rules! audit_columns {
+    () => {
+        "seq, at, event, patient, actor, organisation, mandated, request_id, decision, reason, \
+         emergency, channel, details, prev_hash, hash"
+    };
+}
+
+/// One audit record, for the audit thread's prepared statement (`sqlite/audit_thread.rs`).
+const AUDIT_INSERT: &str = concat!(
+    "INSERT INTO audit_log (",
+    audit_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+);
+
 /// Appends one record to the chain inside the caller's write transaction.
 async fn append_audit(conn: &mut SqliteConnection, keys: &Keys, event: &AuditEvent) -> Result<i64> {
     append_audit_batch(conn, keys, std::slice::from_ref(event)).await
@@ -413,10 +429,7 @@ async fn append_audit_batch(
         prev.clone_from(&p.hash);
         records.push(p);
     }
-    let mut insert = QueryBuilder::new(
-        "INSERT INTO audit_log (seq, at, event, patient, actor, organisation, mandated, request_id, decision, \
-         reason, emergency, channel, details, prev_hash, hash) ",
-    );
+    let mut insert = QueryBuilder::new(concat!("INSERT INTO audit_log (", audit_columns!(), ") "));
     insert.push_values(&records, |mut row, p| {
         let e = &p.event;
         row.push_bind(p.seq)

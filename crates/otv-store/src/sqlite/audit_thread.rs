@@ -1,0 +1,96 @@
+//! The group commit of stand-alone audit records (`crate::audit_writer`) on a thread of its own.
+//!
+//! On sqlx every statement of a batch (begin, read the chain's head, insert, move the head,
+//! commit) went to the writer connection's thread and back: five hand-offs, each a futex wake-up
+//! and a context switch both ways, for every batch, and the closed question's only write is
+//! such a batch. A profile of the load benchmark showed that thread at 15% of the server's CPU
+//! and the switches to and from it among the kernel's largest entries. Here the writer task is a
+//! thread that owns a rusqlite connection of its own and runs the whole batch itself.
+//!
+//! It is still one writer. Before each batch the thread takes the sqlx writer pool's only
+//! connection and holds it until the batch is committed: no other write of this process can
+//! begin meanwhile, so this connection's `BEGIN IMMEDIATE` never waits for one (SQLite's busy
+//! handler waits in sleeps of milliseconds). A write of another process (a CLI beside the server)
+//! is waited for with the busy timeout, as on the sqlx connections.
+//!
+//! The chain is extended exactly as `append_audit_batch` does inside a change's transaction: the
+//! same head row, the same `Prepared` records, a signed checkpoint every `CHECKPOINT_EVERY`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+
+use super::{AUDIT_INSERT, t, wal};
+use crate::audit::{AuditEvent, CHECKPOINT_EVERY, Checkpoint, Prepared};
+use crate::{Keys, Result, codec};
+
+/// Opens the audit thread's connection to the database at `path`, with the writer's settings.
+pub(super) fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // Per connection, so as the sqlx writer: WAL commits without an fsync each (the log is synced
+    // at checkpoints), and the writer's checkpoint backstop of `wal.rs`.
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = {};",
+        wal::WRITER_PAGES
+    ))?;
+    Ok(conn)
+}
+
+/// Appends `events` to the chain, in order, in one transaction; returns the sequence number of
+/// the first. The caller holds otv's write lock.
+pub(super) fn append(conn: &mut Connection, keys: &Keys, events: Vec<AuditEvent>) -> Result<i64> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (head, mut prev): (i64, Vec<u8>) = tx
+        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut last = head;
+    {
+        let mut insert = tx.prepare_cached(AUDIT_INSERT)?;
+        let mut checkpoint = tx.prepare_cached(
+            "INSERT INTO audit_checkpoints (seq, hash, signed_at, signature, public_key) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (seq) DO NOTHING",
+        )?;
+        for (seq, event) in (head + 1..).zip(events) {
+            let p = Prepared::from_event(seq, event, &prev);
+            let e = &p.event;
+            insert.execute(params![
+                p.seq,
+                t(e.at),
+                e.event,
+                e.patient,
+                e.actor,
+                e.organisation,
+                e.mandated,
+                e.request_id,
+                e.decision,
+                e.reason,
+                e.emergency,
+                e.channel,
+                p.details,
+                p.prev_hash,
+                p.hash,
+            ])?;
+            if seq % CHECKPOINT_EVERY == 0 {
+                let c = Checkpoint::sign(keys, seq, &p.hash);
+                checkpoint.execute(params![
+                    c.seq,
+                    c.hash,
+                    t(codec::now()),
+                    c.signature,
+                    c.public_key
+                ])?;
+            }
+            prev = p.hash;
+            last = seq;
+        }
+    }
+    tx.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")?
+        .execute(params![last, prev])?;
+    tx.commit()?;
+    Ok(head + 1)
+}
