@@ -10,6 +10,9 @@
 //! record that arrives while a batch is being written goes with the next one. With one caller
 //! at a time a batch is one record, so nothing waits for company.
 //!
+//! The writer is a task on the runtime ([`AuditWriter::spawn`], PostgreSQL) or a thread of its
+//! own when its writes block ([`AuditWriter::spawn_thread`], SQLite).
+//!
 //! Records written together with other changes (answers, subscriptions) do not come here: they
 //! belong in their change's own transaction.
 

@@ -400,12 +400,17 @@ macro_rules! audit_columns {
     };
 }
 
-/// One audit record, for the audit thread's prepared statement (`sqlite/audit_thread.rs`).
+/// The statements of an append that both the sqlx appends here and the audit thread
+/// (`sqlite/audit_thread.rs`, on rusqlite) run: one chain, written the same way by both.
 const AUDIT_INSERT: &str = concat!(
     "INSERT INTO audit_log (",
     audit_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 );
+const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+const AUDIT_HEAD_MOVE: &str = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1";
+const CHECKPOINT_INSERT: &str = "INSERT INTO audit_checkpoints (seq, hash, signed_at, signature, public_key) \
+     VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING";
 
 /// Appends one record to the chain inside the caller's write transaction.
 async fn append_audit(conn: &mut SqliteConnection, keys: &Keys, event: &AuditEvent) -> Result<i64> {
@@ -419,10 +424,7 @@ async fn append_audit_batch(
     keys: &Keys,
     events: &[AuditEvent],
 ) -> Result<i64> {
-    let (head, mut prev): (i64, Vec<u8>) =
-        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(&mut *conn)
-            .await?;
+    let (head, mut prev): (i64, Vec<u8>) = sqlx::query_as(AUDIT_HEAD).fetch_one(&mut *conn).await?;
     let mut records = Vec::with_capacity(events.len());
     for (seq, event) in (head + 1..).zip(events) {
         let p = Prepared::new(seq, event, &prev);
@@ -450,7 +452,7 @@ async fn append_audit_batch(
     });
     insert.build().execute(&mut *conn).await?;
     let last = records.last().expect("at least one audit record");
-    sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
+    sqlx::query(AUDIT_HEAD_MOVE)
         .bind(last.seq)
         .bind(&last.hash)
         .execute(&mut *conn)
@@ -488,17 +490,14 @@ async fn enqueue(
 }
 
 async fn insert_checkpoint(conn: &mut SqliteConnection, c: &Checkpoint) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_checkpoints (seq, hash, signed_at, signature, public_key) VALUES (?, ?, ?, ?, ?) \
-         ON CONFLICT (seq) DO NOTHING",
-    )
-    .bind(c.seq)
-    .bind(&c.hash)
-    .bind(t(codec::now()))
-    .bind(&c.signature)
-    .bind(&c.public_key)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(CHECKPOINT_INSERT)
+        .bind(c.seq)
+        .bind(&c.hash)
+        .bind(t(codec::now()))
+        .bind(&c.signature)
+        .bind(&c.public_key)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
