@@ -114,9 +114,20 @@ impl Prepared {
     }
 
     /// As [`Prepared::new`], taking the event.
-    pub fn from_event(seq: i64, mut event: AuditEvent, prev_hash: &[u8]) -> Prepared {
-        event.at = micros(event.at);
+    pub fn from_event(seq: i64, event: AuditEvent, prev_hash: &[u8]) -> Prepared {
         let details = event.details.to_string();
+        Prepared::with_details(seq, event, details, prev_hash)
+    }
+
+    /// As [`Prepared::from_event`], with the details already as the JSON text to store (the
+    /// event's own `details` are not read).
+    pub fn with_details(
+        seq: i64,
+        mut event: AuditEvent,
+        details: String,
+        prev_hash: &[u8],
+    ) -> Prepared {
+        event.at = micros(event.at);
         let hash = chain_hash(prev_hash, &canonical(seq, &event, &details));
         Prepared {
             seq,

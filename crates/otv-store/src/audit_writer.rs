@@ -61,15 +61,15 @@ impl AuditWriter {
         AuditWriter { queue }
     }
 
-    /// As [`AuditWriter::spawn`], with a writer that blocks: it runs on a thread of its own
-    /// (`sqlite/audit_thread.rs` says why), which ends when the last handle is dropped.
-    pub(crate) fn spawn_thread<W>(mut write: W) -> Result<AuditWriter>
+    /// As [`AuditWriter::spawn`], with a writer that blocks: it runs on a thread of its own,
+    /// `name` (`sqlite/audit_thread.rs` says why), which ends when the last handle is dropped.
+    pub(crate) fn spawn_thread<W>(name: &str, mut write: W) -> Result<AuditWriter>
     where
         W: FnMut(Vec<AuditEvent>) -> Result<i64> + Send + 'static,
     {
         let (queue, mut jobs) = mpsc::channel::<Job>(QUEUE);
         std::thread::Builder::new()
-            .name("otv-audit".into())
+            .name(name.into())
             .spawn(move || {
                 let mut batch = Vec::with_capacity(MAX_BATCH);
                 while let Some(job) = jobs.blocking_recv() {

@@ -44,8 +44,10 @@ use crate::model::{
 };
 use crate::model::{PortalSession, ProviderQuery};
 use crate::{Backend, Keys, Result};
+use check_queue::CheckQueue;
 
 mod audit_thread;
+mod check_queue;
 mod checks;
 mod enrolment;
 mod guardian;
@@ -67,6 +69,8 @@ pub(crate) struct SqliteStore {
     write: SqlitePool,
     keys: Keys,
     audit_writer: AuditWriter,
+    /// Consent checks' records on their way into the chain, in a file of their own.
+    check_queue: CheckQueue,
     /// The closed question's read, on the calling thread.
     hot: HotReaders,
     /// The consent checks by patient, in a file of their own.
@@ -204,7 +208,7 @@ impl SqliteStore {
             let (write, keys) = (write.clone(), keys.clone());
             let mut conn = audit_thread::open(options.get_filename())?;
             let runtime = tokio::runtime::Handle::current();
-            AuditWriter::spawn_thread(move |events| {
+            AuditWriter::spawn_thread("otv-audit", move |events| {
                 // Inside the runtime's context, where the pool returns its connection.
                 let _context = runtime.enter();
                 // otv's write lock: the sqlx writer pool's only connection (`audit_thread`).
@@ -212,11 +216,13 @@ impl SqliteStore {
                 audit_thread::append(&mut conn, &keys, events)
             })?
         };
+        let check_queue = CheckQueue::start(options.get_filename(), write.clone(), keys.clone())?;
         Ok(SqliteStore {
             read,
             write,
             keys,
             audit_writer,
+            check_queue,
             hot,
             checks,
             _checkpointer: checkpointer,
@@ -832,7 +838,15 @@ impl Backend for SqliteStore {
         self.audit_writer.append(event).await
     }
 
+    async fn audit_check(&self, event: &AuditEvent) -> Result<()> {
+        if std::env::var_os("OTV_EXP_NOQUEUE").is_some() {
+            return self.audit_writer.append(event).await.map(|_| ());
+        }
+        self.check_queue.append(event).await
+    }
+
     async fn audit_checkpoint(&self) -> Result<Option<i64>> {
+        self.check_queue.flush().await?;
         let mut tx = self.begin_write().await?;
         let (seq, hash): (i64, Vec<u8>) =
             sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
@@ -847,6 +861,7 @@ impl Backend for SqliteStore {
     }
 
     async fn audit_verify(&self) -> Result<VerifyReport> {
+        self.check_queue.flush().await?;
         // One read transaction: one snapshot for head, checkpoints and records, so a purge or
         // an append meanwhile does not show up half-way.
         let mut conn = self.read.begin().await?;
@@ -899,6 +914,7 @@ impl Backend for SqliteStore {
     }
 
     async fn audit_purge(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.check_queue.flush().await?;
         let mut tx = self.begin_write().await?;
         let head: i64 = sqlx::query_scalar("SELECT seq FROM audit_head WHERE id = 1")
             .fetch_one(&mut *tx)
@@ -1042,6 +1058,7 @@ impl Backend for SqliteStore {
     }
 
     async fn stats(&self) -> Result<StoreStats> {
+        self.check_queue.flush().await?;
         let at = codec::now();
         let (citizens, answers, subscriptions, audit_records, size_bytes): (
             i64,
@@ -1316,10 +1333,12 @@ impl Backend for SqliteStore {
         period: &crate::Period,
         limit: usize,
     ) -> Result<crate::History> {
+        self.check_queue.flush().await?;
         history(self, bsn, period, limit).await
     }
 
     async fn index_consent_checks(&self) -> Result<u64> {
+        self.check_queue.flush().await?;
         self.checks.catch_up(&self.read).await
     }
 
@@ -1328,6 +1347,7 @@ impl Backend for SqliteStore {
     }
 
     async fn export_citizen(&self, bsn: &Bsn) -> Result<Option<crate::CitizenExport>> {
+        self.check_queue.flush().await?;
         export_citizen(self, bsn).await
     }
 

@@ -46,6 +46,26 @@ pub(super) fn open(path: &Path) -> Result<Connection> {
 /// the first. The caller holds otv's write lock.
 pub(super) fn append(conn: &mut Connection, keys: &Keys, events: Vec<AuditEvent>) -> Result<i64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let first = extend(
+        &tx,
+        keys,
+        events.into_iter().map(|e| {
+            let details = e.details.to_string();
+            (e, details)
+        }),
+    )?;
+    tx.commit()?;
+    Ok(first)
+}
+
+/// Extends the chain by `records` (each event with its details as the JSON text to store) inside
+/// the caller's write transaction: reads the head, inserts the records with a signed checkpoint
+/// every `CHECKPOINT_EVERY`, moves the head. Returns the sequence number of the first record.
+pub(super) fn extend(
+    tx: &Connection,
+    keys: &Keys,
+    records: impl IntoIterator<Item = (AuditEvent, String)>,
+) -> Result<i64> {
     let (head, mut prev): (i64, Vec<u8>) = tx
         .prepare_cached(AUDIT_HEAD)?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -53,8 +73,8 @@ pub(super) fn append(conn: &mut Connection, keys: &Keys, events: Vec<AuditEvent>
     {
         let mut insert = tx.prepare_cached(AUDIT_INSERT)?;
         let mut checkpoint = tx.prepare_cached(CHECKPOINT_INSERT)?;
-        for (seq, event) in (head + 1..).zip(events) {
-            let p = Prepared::from_event(seq, event, &prev);
+        for (seq, (event, details)) in (head + 1..).zip(records) {
+            let p = Prepared::with_details(seq, event, details, &prev);
             let e = &p.event;
             insert.execute(params![
                 p.seq,
@@ -89,6 +109,5 @@ pub(super) fn append(conn: &mut Connection, keys: &Keys, events: Vec<AuditEvent>
     }
     tx.prepare_cached(AUDIT_HEAD_MOVE)?
         .execute(params![last, prev])?;
-    tx.commit()?;
     Ok(head + 1)
 }

@@ -63,6 +63,12 @@ impl HotReaders {
         // again (page faults, TLB shootdowns) instead of reusing anything. Plain reads from the
         // OS page cache measured 5-20% more closed questions/s (BENCHMARKS.md, 2026-12-01).
         conn.execute_batch("PRAGMA mmap_size = 0;")?;
+        if let Ok(v) = std::env::var("OTV_EXP_HOTCACHE") {
+            conn.execute_batch(&format!("PRAGMA cache_size = -{v};"))?;
+        }
+        if let Ok(v) = std::env::var("OTV_EXP_HOTMMAP") {
+            conn.execute_batch(&format!("PRAGMA mmap_size = {v};"))?;
+        }
         Ok(conn)
     }
 }

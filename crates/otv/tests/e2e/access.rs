@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -513,13 +514,24 @@ async fn authzen_and_plain_json_closed_questions_over_mutual_tls() {
             .unwrap();
         assert_eq!(plain_listener.status(), 404);
 
-        // Every decision and every refusal is audited, by channel, with its request id.
-        let rows = audit_rows(&db).await;
-        let decided = |channel: &str| {
+        // Every decision and every refusal is audited, by channel, with its request id. On
+        // SQLite the records of consent checks join the log within about a second (the queue of
+        // `otv-store/src/sqlite/check_queue.rs`); wait for them up to ten.
+        let decided_in = |rows: &[(String, String, String, String, String)], channel: &str| {
             rows.iter()
                 .filter(|r| r.0 == "closed-question" && r.1 == channel)
                 .count()
         };
+        let waited = std::time::Instant::now();
+        let rows = loop {
+            let rows = audit_rows(&db).await;
+            let all_in = decided_in(&rows, "authzen") >= 9 && decided_in(&rows, "json") >= 2;
+            if all_in || waited.elapsed() > Duration::from_secs(10) {
+                break rows;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let decided = |channel: &str| decided_in(&rows, channel);
         // 2 single + 3 + 2 + 1 batched + 1 defaults-only.
         assert_eq!(decided("authzen"), 9, "{rows:#?}");
         assert_eq!(decided("json"), 2, "{rows:#?}");
