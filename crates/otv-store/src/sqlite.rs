@@ -839,9 +839,6 @@ impl Backend for SqliteStore {
     }
 
     async fn audit_check(&self, event: &AuditEvent) -> Result<()> {
-        if std::env::var_os("OTV_EXP_NOQUEUE").is_some() {
-            return self.audit_writer.append(event).await.map(|_| ());
-        }
         self.check_queue.append(event).await
     }
 

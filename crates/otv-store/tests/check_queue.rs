@@ -134,8 +134,17 @@ async fn a_crash_between_the_move_and_the_queues_clean_up_moves_nothing_twice() 
         .unwrap();
     assert_eq!(
         count(&queue_of(&file), "SELECT count(*) FROM queue").await,
-        1,
-        "the next batch removed the moved rows"
+        2,
+        "the next batch removed the moved rows but the newest (which keeps ids from repeating)"
+    );
+    let (moved, newest): (i64, i64) = (
+        count(&file, "SELECT queue_moved FROM audit_head").await,
+        count(&queue_of(&file), "SELECT max(id) FROM queue").await,
+    );
+    assert_eq!(
+        (moved, newest),
+        (2, 3),
+        "a new row's id is above the moved ones"
     );
     assert_chain(&store, &file, 3).await;
 }

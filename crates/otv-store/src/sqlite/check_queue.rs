@@ -18,7 +18,7 @@
 //! missing from a history, a verification or a purge.
 //!
 //! Exactly once: the queue file has a random id, made when it is created, and its rows have
-//! `AUTOINCREMENT` ids, never reused. The chain's head records which queue (`queue_id`) it has
+//! ids that are never reused (`enqueue` says how). The chain's head records which queue (`queue_id`) it has
 //! taken rows from and up to which id (`queue_moved`), in the same transaction that appends
 //! them; the mover takes only rows after that id, so a crash between the chain's commit and the
 //! removal of the moved rows moves nothing twice. Moved rows are removed by the queue's writer
@@ -60,7 +60,7 @@ CREATE TABLE queue_file (
 );
 -- A consent check's record as audit_log holds it, before it has a place in the chain.
 CREATE TABLE queue (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: audit_head.queue_moved
+    id           INTEGER PRIMARY KEY, -- never reused (see enqueue): audit_head.queue_moved
     at           INTEGER NOT NULL,
     event        TEXT    NOT NULL,
     patient      TEXT,
@@ -189,7 +189,12 @@ fn open(path: &Path) -> Result<(Connection, String)> {
 }
 
 /// Commits `events` to the queue in one transaction, after removing the rows the chain has
-/// taken since the last time (`removed` of them so far); returns the first new row's id.
+/// taken since the last time (up to `removed` so far); returns the first new row's id.
+///
+/// The newest row the chain has taken is kept: SQLite gives a new row the highest id + 1, so
+/// with that row in place a new row's id is always above `audit_head.queue_moved`, and no id is
+/// ever used twice (what `AUTOINCREMENT` would guarantee at the price of a second page written
+/// with every commit).
 fn enqueue(
     conn: &mut Connection,
     moved: &AtomicI64,
@@ -199,7 +204,7 @@ fn enqueue(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let through = moved.load(Ordering::Acquire);
     if through > *removed {
-        tx.prepare_cached("DELETE FROM queue WHERE id <= ?")?
+        tx.prepare_cached("DELETE FROM queue WHERE id < ?")?
             .execute([through])?;
     }
     let mut first = None;

@@ -57,18 +57,15 @@ impl HotReaders {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // Not mapped, unlike the sqlx readers. Under load the audit writer commits between any
-        // two reads, and a read transaction that finds the database changed drops its
-        // connection's page cache and unmaps the mapped file: every read then paid for mapping
-        // again (page faults, TLB shootdowns) instead of reusing anything. Plain reads from the
-        // OS page cache measured 5-20% more closed questions/s (BENCHMARKS.md, 2026-12-01).
+        // Not mapped, unlike the sqlx readers, and SQLite's default page cache. A read
+        // transaction that finds the database changed drops its connection's page cache and
+        // unmaps the file. When every audit batch was a commit, mapping made every read pay for
+        // mapping again, and plain reads from the OS page cache measured 5-20% more closed
+        // questions/s (BENCHMARKS.md, 2026-12-01). Since consent checks are queued
+        // (`check_queue.rs`) the database changes about once a second, but a mapped file (2 GB,
+        // SQLite's limit) with a 16 MiB cache still used no less CPU per question (BENCHMARKS.md,
+        // 2026-12-01 afternoon): the lookups' leaves are random pages of an 11 GB file.
         conn.execute_batch("PRAGMA mmap_size = 0;")?;
-        if let Ok(v) = std::env::var("OTV_EXP_HOTCACHE") {
-            conn.execute_batch(&format!("PRAGMA cache_size = -{v};"))?;
-        }
-        if let Ok(v) = std::env::var("OTV_EXP_HOTMMAP") {
-            conn.execute_batch(&format!("PRAGMA mmap_size = {v};"))?;
-        }
         Ok(conn)
     }
 }
