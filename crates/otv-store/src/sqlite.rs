@@ -1403,6 +1403,7 @@ impl Backend for SqliteStore {
         limit: usize,
         now: DateTime<Utc>,
     ) -> Result<crate::CheckScan> {
+        self.check_queue.flush().await?;
         mail::scan(self, limit, now).await
     }
 

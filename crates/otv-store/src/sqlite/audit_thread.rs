@@ -2,11 +2,12 @@
 //!
 //! On sqlx every statement of a batch (begin, read the chain's head, insert, move the head,
 //! commit) went to the writer connection's thread and back: five hand-offs, each a futex wake-up
-//! and a context switch both ways, for every batch, and the closed question's only write is
+//! and a context switch both ways, for every batch, and the closed question's only write was
 //! such a batch. Here the writer is a thread that owns a rusqlite connection of its own and runs
 //! the whole batch itself: one hand-off in, one answer out. SQLite's own work is the same, so
 //! throughput did not change; the closed question's latency did (at 2,000/s, p50 ~20% lower,
-//! BENCHMARKS.md, 2026-12-01 day).
+//! BENCHMARKS.md, 2026-12-01 day). Consent checks have since moved to a queue of their own
+//! (`check_queue.rs`), whose mover extends the chain with [`extend`] as this thread does.
 //!
 //! It is still one writer. Before each batch the thread takes the sqlx writer pool's only
 //! connection and holds it until the batch is committed: no other write of this process can
