@@ -209,10 +209,7 @@ impl SqliteStore {
             let mut conn = audit_thread::open(options.get_filename())?;
             let runtime = tokio::runtime::Handle::current();
             AuditWriter::spawn_thread("otv-audit", move |events| {
-                // Inside the runtime's context, where the pool returns its connection.
-                let _context = runtime.enter();
-                // otv's write lock: the sqlx writer pool's only connection (`audit_thread`).
-                let _lock = runtime.block_on(write.acquire())?;
+                let _lock = audit_thread::WriteLock::take(&runtime, &write)?;
                 audit_thread::append(&mut conn, &keys, events)
             })?
         };

@@ -11,34 +11,9 @@ mod support;
 
 use std::path::Path;
 
-use chrono::Utc;
-use otv_store::{AuditEvent, Keys, Period, Store};
+use otv_store::{Period, Store};
 use sqlx::{Connection, SqliteConnection};
-use support::bsn;
-
-async fn open(file: &Path) -> Store {
-    let store = otv_store::connect(&format!("sqlite://{}", file.display()), Keys::development())
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    store
-}
-
-fn check(store: &Store, who: u32, decision: &str) -> AuditEvent {
-    AuditEvent {
-        at: Utc::now(),
-        event: "closed-question".into(),
-        patient: Some(store.patient_reference(&bsn(who))),
-        actor: "uzi:900010001 role:01.015".into(),
-        organisation: Some("00000001".into()),
-        decision: Some(decision.into()),
-        details: serde_json::json!({
-            "consulter": { "ura": "00000002" },
-            "results": [{ "data_category": "GGC002", "decision": decision }],
-        }),
-        ..Default::default()
-    }
-}
+use support::{bsn, consent_check, open_sqlite_file};
 
 async fn decisions(store: &Store, who: u32) -> Vec<String> {
     let h = store
@@ -62,9 +37,12 @@ async fn copy(from: &Path, to: &Path) {
 async fn a_deleted_index_file_is_rebuilt_and_the_history_never_misses_a_check() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("otv.sqlite");
-    let store = open(&file).await;
+    let store = open_sqlite_file(&file).await;
     for decision in ["permit", "deny"] {
-        store.audit(&check(&store, 1, decision)).await.unwrap();
+        store
+            .audit(&consent_check(&store, 1, decision))
+            .await
+            .unwrap();
     }
     store.index_consent_checks().await.unwrap();
     assert!(
@@ -77,7 +55,7 @@ async fn a_deleted_index_file_is_rebuilt_and_the_history_never_misses_a_check() 
     let moved = dir.path().join("moved.sqlite");
     copy(&file, &moved).await;
     assert!(!dir.path().join("moved.sqlite-checks").exists());
-    let store = open(&moved).await;
+    let store = open_sqlite_file(&moved).await;
     assert_eq!(decisions(&store, 1).await, ["deny", "permit"]);
     store.index_consent_checks().await.unwrap();
     assert_eq!(decisions(&store, 1).await, ["deny", "permit"]);
@@ -88,14 +66,20 @@ async fn a_deleted_index_file_is_rebuilt_and_the_history_never_misses_a_check() 
 async fn an_index_ahead_of_a_restored_database_is_rebuilt_and_shows_no_lost_check() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("otv.sqlite");
-    let store = open(&file).await;
-    store.audit(&check(&store, 1, "permit")).await.unwrap();
+    let store = open_sqlite_file(&file).await;
+    store
+        .audit(&consent_check(&store, 1, "permit"))
+        .await
+        .unwrap();
     store.index_consent_checks().await.unwrap();
     let backup = dir.path().join("backup.sqlite");
     copy(&file, &backup).await;
     // After the backup: checks about citizen 1 that the restore loses, all in the index.
     for decision in ["deny", "deny", "deny"] {
-        store.audit(&check(&store, 1, decision)).await.unwrap();
+        store
+            .audit(&consent_check(&store, 1, decision))
+            .await
+            .unwrap();
     }
     store.index_consent_checks().await.unwrap();
     assert_eq!(
@@ -108,11 +92,14 @@ async fn an_index_ahead_of_a_restored_database_is_rebuilt_and_shows_no_lost_chec
     copy(&backup, &restored).await;
     copy(&index_of(&file), &index_of(&restored)).await;
     drop(store);
-    let store = open(&restored).await;
+    let store = open_sqlite_file(&restored).await;
     // The restored log goes on with other records at the lost records' numbers.
-    store.audit(&check(&store, 2, "permit")).await.unwrap();
     store
-        .audit(&check(&store, 1, "indeterminate"))
+        .audit(&consent_check(&store, 2, "permit"))
+        .await
+        .unwrap();
+    store
+        .audit(&consent_check(&store, 1, "indeterminate"))
         .await
         .unwrap();
     assert_eq!(decisions(&store, 1).await, ["indeterminate", "permit"]);

@@ -13,34 +13,9 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
-use otv_store::{AuditEvent, Keys, Period, Store};
+use otv_store::{Period, Store};
 use sqlx::{Connection, SqliteConnection};
-use support::bsn;
-
-async fn open(file: &Path) -> Store {
-    let store = otv_store::connect(&format!("sqlite://{}", file.display()), Keys::development())
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    store
-}
-
-fn check(store: &Store, who: u32, decision: &str) -> AuditEvent {
-    AuditEvent {
-        at: Utc::now(),
-        event: "closed-question".into(),
-        patient: Some(store.patient_reference(&bsn(who))),
-        actor: "uzi:900010001 role:01.015".into(),
-        organisation: Some("00000001".into()),
-        decision: Some(decision.into()),
-        details: serde_json::json!({
-            "consulter": { "ura": "00000002" },
-            "results": [{ "data_category": "GGC002", "decision": decision }],
-        }),
-        ..Default::default()
-    }
-}
+use support::{bsn, consent_check, open_sqlite_file};
 
 /// The chain verifies, and holds `expected` closed questions.
 async fn assert_chain(store: &Store, file: &Path, expected: i64) {
@@ -61,15 +36,15 @@ async fn assert_chain(store: &Store, file: &Path, expected: i64) {
 async fn a_queued_check_is_in_the_history_and_the_chain_as_soon_as_it_is_answered() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("otv.sqlite");
-    let store = open(&file).await;
+    let store = open_sqlite_file(&file).await;
     for decision in ["permit", "deny", "indeterminate"] {
         store
-            .audit_check(&check(&store, 1, decision))
+            .audit_check(&consent_check(&store, 1, decision))
             .await
             .unwrap();
     }
     store
-        .audit_check(&check(&store, 2, "permit"))
+        .audit_check(&consent_check(&store, 2, "permit"))
         .await
         .unwrap();
     let history = store
@@ -89,11 +64,15 @@ async fn a_queued_check_is_in_the_history_and_the_chain_as_soon_as_it_is_answere
 async fn checks_queued_before_a_restart_join_the_chain_once() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("otv.sqlite");
-    let store = open(&file).await;
+    let store = open_sqlite_file(&file).await;
     // More than one move's chunk, from many callers at once, and the store gone at once after.
     let asks = (0..2_500).map(|i| {
         let store = store.clone();
-        tokio::spawn(async move { store.audit_check(&check(&store, i % 7, "deny")).await })
+        tokio::spawn(async move {
+            store
+                .audit_check(&consent_check(&store, i % 7, "deny"))
+                .await
+        })
     });
     for ask in futures_util::future::join_all(asks).await {
         ask.unwrap().unwrap();
@@ -101,7 +80,7 @@ async fn checks_queued_before_a_restart_join_the_chain_once() {
     drop(store);
 
     for _ in 0..2 {
-        let store = open(&file).await;
+        let store = open_sqlite_file(&file).await;
         assert_chain(&store, &file, 2_500).await;
     }
 }
@@ -110,10 +89,10 @@ async fn checks_queued_before_a_restart_join_the_chain_once() {
 async fn a_crash_between_the_move_and_the_queues_clean_up_moves_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("otv.sqlite");
-    let store = open(&file).await;
+    let store = open_sqlite_file(&file).await;
     for decision in ["permit", "deny"] {
         store
-            .audit_check(&check(&store, 1, decision))
+            .audit_check(&consent_check(&store, 1, decision))
             .await
             .unwrap();
     }
@@ -126,10 +105,10 @@ async fn a_crash_between_the_move_and_the_queues_clean_up_moves_nothing_twice() 
         "the moved rows are still queued, as after a crash before the clean-up"
     );
 
-    let store = open(&file).await;
+    let store = open_sqlite_file(&file).await;
     assert_chain(&store, &file, 2).await;
     store
-        .audit_check(&check(&store, 1, "permit"))
+        .audit_check(&consent_check(&store, 1, "permit"))
         .await
         .unwrap();
     assert_eq!(
@@ -153,9 +132,9 @@ async fn a_crash_between_the_move_and_the_queues_clean_up_moves_nothing_twice() 
 async fn a_new_queue_file_is_taken_from_its_first_row() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("otv.sqlite");
-    let store = open(&file).await;
+    let store = open_sqlite_file(&file).await;
     store
-        .audit_check(&check(&store, 1, "permit"))
+        .audit_check(&consent_check(&store, 1, "permit"))
         .await
         .unwrap();
     assert_chain(&store, &file, 1).await;
@@ -166,8 +145,11 @@ async fn a_new_queue_file_is_taken_from_its_first_row() {
         let _ = std::fs::remove_file(path);
     }
 
-    let store = open(&file).await;
-    store.audit_check(&check(&store, 1, "deny")).await.unwrap();
+    let store = open_sqlite_file(&file).await;
+    store
+        .audit_check(&consent_check(&store, 1, "deny"))
+        .await
+        .unwrap();
     assert_chain(&store, &file, 2).await;
 }
 

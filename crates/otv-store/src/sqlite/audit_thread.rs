@@ -22,10 +22,32 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqlitePool};
+use tokio::runtime::{EnterGuard, Handle};
 
 use super::{AUDIT_HEAD, AUDIT_HEAD_MOVE, AUDIT_INSERT, CHECKPOINT_INSERT, t, wal};
 use crate::audit::{AuditEvent, CHECKPOINT_EVERY, Checkpoint, Prepared};
 use crate::{Keys, Result, codec};
+
+/// otv's write lock, taken by a thread outside the runtime: the sqlx writer pool's only
+/// connection, held until this is dropped.
+pub(super) struct WriteLock<'a> {
+    _connection: PoolConnection<Sqlite>,
+    // Dropped after the connection: the pool returns it from inside the runtime's context.
+    _context: EnterGuard<'a>,
+}
+
+impl WriteLock<'_> {
+    /// Waits for the writer pool's connection, blocking this (non-runtime) thread.
+    pub(super) fn take<'a>(runtime: &'a Handle, write: &SqlitePool) -> Result<WriteLock<'a>> {
+        let context = runtime.enter();
+        Ok(WriteLock {
+            _connection: runtime.block_on(write.acquire())?,
+            _context: context,
+        })
+    }
+}
 
 /// Opens the audit thread's connection to the database at `path`, with the writer's settings.
 pub(super) fn open(path: &Path) -> Result<Connection> {

@@ -40,7 +40,8 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use sqlx::SqlitePool;
 use tokio::sync::oneshot;
 
-use super::{audit_thread, t};
+use super::audit_thread::{self, WriteLock};
+use super::t;
 use crate::audit::AuditEvent;
 use crate::audit_writer::AuditWriter;
 use crate::codec::from_epoch_micros;
@@ -289,8 +290,7 @@ impl Mover {
         if newest.is_none_or(|n| n <= self.moved.load(Ordering::Acquire)) {
             return Ok(0);
         }
-        let _context = self.runtime.enter();
-        let _lock = self.runtime.block_on(self.write.acquire())?;
+        let _lock = WriteLock::take(&self.runtime, &self.write)?;
         let tx = self
             .main
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

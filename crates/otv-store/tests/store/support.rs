@@ -271,6 +271,40 @@ pub fn bsn(i: u32) -> Bsn {
     Bsn::parse(&format!("{prefix:08}{}", check(prefix))).expect("valid by construction")
 }
 
+/// A SQLite store on `file`, migrated (for tests about the files beside the database).
+#[allow(
+    dead_code,
+    reason = "used by the tests of the files beside the database only"
+)]
+pub async fn open_sqlite_file(file: &std::path::Path) -> Store {
+    let store = otv_store::connect(&format!("sqlite://{}", file.display()), Keys::development())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+/// The audit record of a closed question about citizen `who` with `decision`.
+#[allow(
+    dead_code,
+    reason = "used by the tests of the files beside the database only"
+)]
+pub fn consent_check(store: &Store, who: u32, decision: &str) -> otv_store::AuditEvent {
+    otv_store::AuditEvent {
+        at: chrono::Utc::now(),
+        event: "closed-question".into(),
+        patient: Some(store.patient_reference(&bsn(who))),
+        actor: "uzi:900010001 role:01.015".into(),
+        organisation: Some("00000001".into()),
+        decision: Some(decision.into()),
+        details: serde_json::json!({
+            "consulter": { "ura": "00000002" },
+            "results": [{ "data_category": "GGC002", "decision": decision }],
+        }),
+        ..Default::default()
+    }
+}
+
 /// Whether `needle` occurs in `haystack`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
