@@ -136,7 +136,7 @@ pub async fn answer(state: &AppState, q: &Asked<'_>, via: Via<'_>) -> Answered {
     );
     let channel = via.channel;
     let event = audit_event(state, q, via, &outcomes);
-    if let Err(e) = state.store.audit_check(&event).await {
+    if let Err(e) = state.store.audit_check(event).await {
         tracing::error!(error = %e, channel, "closed question: the audit record could not be written; answering Indeterminate");
         metrics::counter!("otv_closed_question_errors_total", "channel" => channel).increment(1);
         return indeterminate();

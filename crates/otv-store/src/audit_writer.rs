@@ -91,12 +91,9 @@ impl AuditWriter {
     }
 
     /// Appends `event` and waits until it is committed; returns its sequence number.
-    pub(crate) async fn append(&self, event: &AuditEvent) -> Result<i64> {
+    pub(crate) async fn append(&self, event: AuditEvent) -> Result<i64> {
         let (done, committed) = oneshot::channel();
-        let job = Job {
-            event: event.clone(),
-            done,
-        };
+        let job = Job { event, done };
         self.queue
             .send(job)
             .await

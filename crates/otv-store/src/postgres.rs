@@ -741,7 +741,7 @@ impl Backend for PgStore {
     }
 
     async fn audit(&self, event: &AuditEvent) -> Result<i64> {
-        self.audit_writer.append(event).await
+        self.audit_writer.append(event.clone()).await
     }
 
     async fn audit_checkpoint(&self) -> Result<Option<i64>> {

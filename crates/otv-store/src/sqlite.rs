@@ -832,10 +832,10 @@ impl Backend for SqliteStore {
     }
 
     async fn audit(&self, event: &AuditEvent) -> Result<i64> {
-        self.audit_writer.append(event).await
+        self.audit_writer.append(event.clone()).await
     }
 
-    async fn audit_check(&self, event: &AuditEvent) -> Result<()> {
+    async fn audit_check(&self, event: AuditEvent) -> Result<()> {
         self.check_queue.append(event).await
     }
 

@@ -39,12 +39,12 @@ async fn a_queued_check_is_in_the_history_and_the_chain_as_soon_as_it_is_answere
     let store = open_sqlite_file(&file).await;
     for decision in ["permit", "deny", "indeterminate"] {
         store
-            .audit_check(&consent_check(&store, 1, decision))
+            .audit_check(consent_check(&store, 1, decision))
             .await
             .unwrap();
     }
     store
-        .audit_check(&consent_check(&store, 2, "permit"))
+        .audit_check(consent_check(&store, 2, "permit"))
         .await
         .unwrap();
     let history = store
@@ -70,7 +70,7 @@ async fn checks_queued_before_a_restart_join_the_chain_once() {
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .audit_check(&consent_check(&store, i % 7, "deny"))
+                .audit_check(consent_check(&store, i % 7, "deny"))
                 .await
         })
     });
@@ -92,7 +92,7 @@ async fn a_crash_between_the_move_and_the_queues_clean_up_moves_nothing_twice() 
     let store = open_sqlite_file(&file).await;
     for decision in ["permit", "deny"] {
         store
-            .audit_check(&consent_check(&store, 1, decision))
+            .audit_check(consent_check(&store, 1, decision))
             .await
             .unwrap();
     }
@@ -108,7 +108,7 @@ async fn a_crash_between_the_move_and_the_queues_clean_up_moves_nothing_twice() 
     let store = open_sqlite_file(&file).await;
     assert_chain(&store, &file, 2).await;
     store
-        .audit_check(&consent_check(&store, 1, "permit"))
+        .audit_check(consent_check(&store, 1, "permit"))
         .await
         .unwrap();
     assert_eq!(
@@ -134,7 +134,7 @@ async fn a_new_queue_file_is_taken_from_its_first_row() {
     let file = dir.path().join("otv.sqlite");
     let store = open_sqlite_file(&file).await;
     store
-        .audit_check(&consent_check(&store, 1, "permit"))
+        .audit_check(consent_check(&store, 1, "permit"))
         .await
         .unwrap();
     assert_chain(&store, &file, 1).await;
@@ -147,7 +147,7 @@ async fn a_new_queue_file_is_taken_from_its_first_row() {
 
     let store = open_sqlite_file(&file).await;
     store
-        .audit_check(&consent_check(&store, 1, "deny"))
+        .audit_check(consent_check(&store, 1, "deny"))
         .await
         .unwrap();
     assert_chain(&store, &file, 2).await;

@@ -169,7 +169,7 @@ async fn locate(
         }),
         ..AuditEvent::default()
     };
-    state.store.audit_check(&event).await?;
+    state.store.audit_check(event).await?;
     metrics::counter!("otv_open_questions_total").increment(1);
     Ok(locations)
 }

@@ -138,7 +138,7 @@ impl CheckQueue {
     }
 
     /// Queues a consent check's record and waits until it is committed to the queue file.
-    pub(super) async fn append(&self, event: &AuditEvent) -> Result<()> {
+    pub(super) async fn append(&self, event: AuditEvent) -> Result<()> {
         self.writer.append(event).await.map(|_| ())
     }
 
