@@ -208,7 +208,8 @@ pub trait Backend: Send + Sync {
     /// as with [`Backend::audit`], and seen by every read of the log from then on, but it may
     /// take its place in the chain (and get its sequence number) up to a second later. SQLite
     /// queues such records in a file of their own (`sqlite/check_queue.rs` says why). Takes the
-    /// record, which the hot path has no further use for, so that it is not copied.
+    /// record, which the hot path has no further use for, so that both backends write it
+    /// without a copy.
     async fn audit_check(&self, event: AuditEvent) -> Result<()> {
         self.audit(&event).await.map(|_| ())
     }
