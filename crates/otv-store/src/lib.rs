@@ -207,12 +207,10 @@ pub trait Backend: Send + Sync {
     /// Appends a consent check's record (a closed or open question): durable when this returns,
     /// as with [`Backend::audit`], and seen by every read of the log from then on, but it may
     /// take its place in the chain (and get its sequence number) up to a second later. SQLite
-    /// queues such records in a file of their own (`sqlite/check_queue.rs` says why). Takes the
-    /// record, which the hot path has no further use for, so that both backends write it
-    /// without a copy.
-    async fn audit_check(&self, event: AuditEvent) -> Result<()> {
-        self.audit(&event).await.map(|_| ())
-    }
+    /// queues such records in a file of their own (`sqlite/check_queue.rs` says why);
+    /// PostgreSQL appends them as [`Backend::audit`] does. Takes the record, which the hot path
+    /// has no further use for, so that it is written without a copy.
+    async fn audit_check(&self, event: AuditEvent) -> Result<()>;
     /// Writes a signed checkpoint at the current head of the chain.
     async fn audit_checkpoint(&self) -> Result<Option<i64>>;
     /// Walks the chain and the checkpoints; names the first broken record.

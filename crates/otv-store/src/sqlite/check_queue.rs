@@ -18,11 +18,12 @@
 //! missing from a history, a verification or a purge.
 //!
 //! Exactly once: the queue file has a random id, made when it is created, and its rows have
-//! ids that are never reused (`enqueue` says how). The chain's head records which queue (`queue_id`) it has
-//! taken rows from and up to which id (`queue_moved`), in the same transaction that appends
-//! them; the mover takes only rows after that id, so a crash between the chain's commit and the
-//! removal of the moved rows moves nothing twice. Moved rows are removed by the queue's writer
-//! (the queue file's only writer, so the mover never waits for it) in its next transaction.
+//! ids that are never reused (`enqueue` says how). The chain's head records which queue
+//! (`queue_id`) it has taken rows from and up to which id (`queue_moved`), in the same
+//! transaction that appends them; the mover takes only rows after that id, so a crash between
+//! the chain's commit and the removal of the moved rows moves nothing twice. Moved rows are
+//! removed by the queue's writer (the queue file's only writer, so the mover never waits for
+//! it) in its next transaction.
 //! A queue file the head does not know (new, or replaced) is taken from its first row; if the
 //! head knew another one, the records still in that one are lost, which is logged. Copy the
 //! queue file with the database.
